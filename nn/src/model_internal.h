@@ -1,0 +1,19 @@
+/* The model and session structs, shared by model.c and runtime.c only. */
+#ifndef KESTREL_MODEL_INTERNAL_H
+#define KESTREL_MODEL_INTERNAL_H
+
+#include <kestrel/run.h>
+
+#include "graph.h"
+
+struct kestrel_model {
+  kn_graph *graph;
+  uint8_t *bytes; /* the file; importers may borrow constant data from it */
+  size_t size;
+  char sha256[65];
+  kestrel_model_format format;
+  kestrel_tensor *input_views;
+  kestrel_tensor *output_views;
+};
+
+#endif

@@ -1,0 +1,251 @@
+/* Sessions: plan one activation arena from tensor lifetimes, then run the
+ * live nodes in order. Running never allocates.
+ *
+ * A session works on its own shallow copy of the model's tensor table, so
+ * several sessions can share one (read-only) model: only data pointers
+ * differ between the copies. */
+#include "model_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define KN_ARENA_ALIGN 64
+
+struct kestrel_session {
+  const kestrel_model *model;
+  kn_graph graph; /* shallow copy with a private tensor table */
+  uint8_t *arena;
+  size_t arena_bytes;
+  void *scratch;
+  size_t scratch_bytes;
+  int threads;
+  kestrel_tensor *inputs;
+  kestrel_tensor *outputs;
+};
+
+typedef struct planned {
+  int tensor;
+  size_t bytes;
+  int first, last; /* node indices; graph inputs start at -1 */
+} planned;
+
+static int by_size_desc(const void *a, const void *b) {
+  const planned *x = a, *y = b;
+  if (x->bytes != y->bytes)
+    return x->bytes < y->bytes ? 1 : -1;
+  return x->tensor - y->tensor;
+}
+
+static size_t align_up(size_t v) {
+  return (v + KN_ARENA_ALIGN - 1) & ~(size_t)(KN_ARENA_ALIGN - 1);
+}
+
+/* Greedy by size: place the largest tensors first, each at the lowest
+ * offset that does not overlap a placed tensor whose lifetime intersects.
+ * Near-optimal for chain-like CNNs and simple; issue 3 refines it. */
+static kestrel_status plan_arena(kn_graph *g, size_t *arena_bytes,
+                                 kestrel_error *err) {
+  int nt = g->num_tensors;
+  planned *p = calloc((size_t)nt + 1, sizeof(planned));
+  int *first = malloc(sizeof(int) * ((size_t)nt + 1));
+  int *last = malloc(sizeof(int) * ((size_t)nt + 1));
+  size_t *offset = NULL;
+  if (!p || !first || !last) {
+    free(p), free(first), free(last);
+    return kn_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, "out of memory planning");
+  }
+  for (int t = 0; t < nt; t++) {
+    first[t] = INT32_MAX;
+    last[t] = -2;
+  }
+  for (int i = 0; i < g->num_inputs; i++) {
+    first[g->inputs[i]] = -1;
+    last[g->inputs[i]] = -1;
+  }
+  for (int i = 0; i < g->num_nodes; i++) {
+    kn_node *n = &g->nodes[i];
+    if (n->dead)
+      continue;
+    for (int k = 0; k < n->num_inputs; k++) {
+      int t = n->inputs[k];
+      if (t >= 0 && last[t] < i)
+        last[t] = i;
+    }
+    for (int k = 0; k < n->num_outputs; k++) {
+      int t = n->outputs[k];
+      if (first[t] > i)
+        first[t] = i;
+      if (last[t] < i)
+        last[t] = i;
+    }
+  }
+  for (int i = 0; i < g->num_outputs; i++)
+    last[g->outputs[i]] = INT32_MAX;
+  int count = 0;
+  for (int t = 0; t < nt; t++) {
+    kn_tensor *x = &g->tensors[t];
+    x->last_use = last[t];
+    if (x->kind == KN_TENSOR_CONSTANT || x->optional_absent ||
+        first[t] == INT32_MAX)
+      continue;
+    p[count].tensor = t;
+    p[count].bytes = align_up(kn_tensor_bytes(x));
+    p[count].first = first[t];
+    p[count].last = last[t];
+    count++;
+  }
+  qsort(p, (size_t)count, sizeof(planned), by_size_desc);
+  offset = malloc(sizeof(size_t) * ((size_t)count + 1));
+  if (!offset) {
+    free(p), free(first), free(last);
+    return kn_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, "out of memory planning");
+  }
+  size_t total = 0;
+  for (int i = 0; i < count; i++) {
+    size_t off = 0;
+    /* Repeat until a pass finds no conflict at `off`. Each bump moves past
+     * a placed block, so this ends after at most i passes. */
+    for (int moved = 1; moved;) {
+      moved = 0;
+      for (int j = 0; j < i; j++) {
+        if (p[j].last < p[i].first || p[i].last < p[j].first)
+          continue; /* lifetimes disjoint */
+        if (off + p[i].bytes <= offset[j] || offset[j] + p[j].bytes <= off)
+          continue; /* memory disjoint */
+        off = offset[j] + p[j].bytes;
+        moved = 1;
+      }
+    }
+    offset[i] = off;
+    g->tensors[p[i].tensor].arena_offset = (int64_t)off;
+    if (off + p[i].bytes > total)
+      total = off + p[i].bytes;
+  }
+  *arena_bytes = total;
+  free(p), free(first), free(last), free(offset);
+  return KESTREL_OK;
+}
+
+static void view_of(kestrel_tensor *v, const kn_tensor *t) {
+  memset(v, 0, sizeof(*v));
+  v->name = t->name;
+  v->dtype = t->dtype;
+  v->ndim = t->ndim;
+  for (int d = 0; d < t->ndim; d++)
+    v->dims[d] = t->dims[d];
+  v->data = t->data;
+  v->quant.axis = t->q_axis;
+  v->quant.count = t->q_count;
+  v->quant.scale = t->q_scale;
+  v->quant.zero_point = t->q_zero_point;
+}
+
+kestrel_status kestrel_session_create(const kestrel_model *model,
+                                      const kestrel_session_options *options,
+                                      kestrel_session **out,
+                                      kestrel_error *err) {
+  if (!model || !out)
+    return kn_fail(err, KESTREL_ERROR_INVALID_ARGUMENT, "null argument");
+  *out = NULL;
+  kestrel_session *s = calloc(1, sizeof(*s));
+  if (!s)
+    return kn_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, "out of memory");
+  s->model = model;
+  s->threads = options && options->threads > 1 ? options->threads : 1;
+  const kn_graph *mg = model->graph;
+  s->graph = *mg;
+  s->graph.tensors = malloc(sizeof(kn_tensor) * ((size_t)mg->num_tensors + 1));
+  s->inputs = calloc((size_t)mg->num_inputs + 1, sizeof(kestrel_tensor));
+  s->outputs = calloc((size_t)mg->num_outputs + 1, sizeof(kestrel_tensor));
+  if (!s->graph.tensors || !s->inputs || !s->outputs) {
+    kestrel_session_free(s);
+    return kn_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, "out of memory");
+  }
+  memcpy(s->graph.tensors, mg->tensors,
+         sizeof(kn_tensor) * (size_t)mg->num_tensors);
+  kn_graph *g = &s->graph;
+  kestrel_status st = plan_arena(g, &s->arena_bytes, err);
+  if (st != KESTREL_OK) {
+    kestrel_session_free(s);
+    return st;
+  }
+  for (int i = 0; i < g->num_nodes; i++) {
+    kn_node *n = &g->nodes[i];
+    if (n->dead)
+      continue;
+    const kn_op_info *op = kn_op_get(n->op);
+    if (!op) {
+      kestrel_session_free(s);
+      return kn_node_fail(err, KESTREL_ERROR_UNSUPPORTED, n,
+                          "unsupported op '%s'", n->op_name);
+    }
+    size_t need = op->scratch ? op->scratch(g, n) : 0;
+    if (need > s->scratch_bytes)
+      s->scratch_bytes = need;
+  }
+  /* +KN_ARENA_ALIGN so zero-size tensors still get a valid pointer. */
+  s->arena = aligned_alloc(KN_ARENA_ALIGN, align_up(s->arena_bytes) +
+                                               KN_ARENA_ALIGN);
+  s->scratch = s->scratch_bytes
+                   ? aligned_alloc(KN_ARENA_ALIGN, align_up(s->scratch_bytes))
+                   : NULL;
+  if (!s->arena || (s->scratch_bytes && !s->scratch)) {
+    size_t wanted = s->arena_bytes;
+    kestrel_session_free(s);
+    return kn_fail(err, KESTREL_ERROR_OUT_OF_MEMORY,
+                   "cannot allocate a %zu-byte arena", wanted);
+  }
+  memset(s->arena, 0, align_up(s->arena_bytes) + KN_ARENA_ALIGN);
+  for (int t = 0; t < g->num_tensors; t++) {
+    kn_tensor *x = &g->tensors[t];
+    if (x->kind == KN_TENSOR_CONSTANT)
+      continue;
+    x->data_owned = false;
+    x->data = x->arena_offset >= 0 ? s->arena + x->arena_offset : s->arena;
+  }
+  for (int i = 0; i < g->num_inputs; i++)
+    view_of(&s->inputs[i], &g->tensors[g->inputs[i]]);
+  for (int i = 0; i < g->num_outputs; i++)
+    view_of(&s->outputs[i], &g->tensors[g->outputs[i]]);
+  *out = s;
+  return KESTREL_OK;
+}
+
+void kestrel_session_free(kestrel_session *s) {
+  if (!s)
+    return;
+  free(s->graph.tensors);
+  free(s->arena);
+  free(s->scratch);
+  free(s->inputs);
+  free(s->outputs);
+  free(s);
+}
+
+kestrel_tensor *kestrel_session_input(kestrel_session *s, size_t i) {
+  return i < (size_t)s->graph.num_inputs ? &s->inputs[i] : NULL;
+}
+
+const kestrel_tensor *kestrel_session_output(const kestrel_session *s,
+                                             size_t i) {
+  return i < (size_t)s->graph.num_outputs ? &s->outputs[i] : NULL;
+}
+
+size_t kestrel_session_arena_bytes(const kestrel_session *s) {
+  return s->arena_bytes;
+}
+
+kestrel_status kestrel_session_run(kestrel_session *s, kestrel_error *err) {
+  kn_graph *g = &s->graph;
+  kn_exec x = {g, s->scratch, s->scratch_bytes, s->threads};
+  for (int i = 0; i < g->num_nodes; i++) {
+    kn_node *n = &g->nodes[i];
+    if (n->dead)
+      continue;
+    const kn_op_info *op = kn_op_get(n->op);
+    kestrel_status st = op->run(&x, n, err);
+    if (st != KESTREL_OK)
+      return st;
+  }
+  return KESTREL_OK;
+}
