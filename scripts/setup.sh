@@ -4,6 +4,7 @@
 #
 #   scripts/setup.sh            # as root (or with sudo on PATH)
 #   KESTREL_CACHE=/some/dir scripts/setup.sh
+#   scripts/setup.sh --no-build # packages and cache only
 #
 # Everything downloaded is pinned by sha256 in scripts/fetch-manifest.txt; a mismatch stops the run.
 set -eu
@@ -13,6 +14,13 @@ MANIFEST="$SOURCE_DIR/scripts/fetch-manifest.txt"
 CACHE="${KESTREL_CACHE:-${HOME:-/root}/.cache/kestrel}"
 SKIPPED=""
 DONE=""
+BUILD=yes
+for arg in "$@"; do
+    case "$arg" in
+        --no-build) BUILD=no ;;
+        *) echo "usage: $0 [--no-build]" >&2; exit 2 ;;
+    esac
+done
 
 log() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -30,7 +38,7 @@ else
 fi
 
 # --- 1. Debian packages -------------------------------------------------------------------------
-PACKAGES="meson ninja-build pkg-config gcc clang-14 libclang-rt-14-dev
+PACKAGES="meson ninja-build pkg-config gcc clang clang-14 libclang-rt-14-dev
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata
   libturbojpeg0-dev libpng-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
@@ -69,6 +77,8 @@ command -v npm >/dev/null 2>&1 || die "npm is not on PATH after installing packa
 # --- 2. npm tarballs, pinned ---------------------------------------------------------------------
 mkdir -p "$CACHE/npm" "$CACHE/models" "$CACHE/photos" "$CACHE/videos" "$CACHE/opencv"
 DOWNLOAD="$CACHE/.download"
+NOTES="$CACHE/.setup-notes.$$"
+trap 'rm -rf "$NOTES" "$NOTES.files" "$DOWNLOAD"' EXIT
 
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
@@ -85,7 +95,7 @@ section_lines npm | while read -r spec sha; do
     base=$(tarball_base "$spec")
     dest="$CACHE/npm/$base"
     if [ -f "$dest/package/package.json" ]; then
-        echo "skip npm $spec" >> "$CACHE/.setup-skips.$$"
+        echo "skip npm $spec" >> "$NOTES"
         continue
     fi
     rm -rf "$DOWNLOAD" && mkdir -p "$DOWNLOAD"
@@ -102,15 +112,15 @@ section_lines npm | while read -r spec sha; do
     tar -xzf "$tgz" -C "$dest.tmp" --no-same-owner || die "cannot unpack $tgz"
     rm -rf "$dest" && mv "$dest.tmp" "$dest"
     rm -f "$tgz"
-    echo "done npm $spec ($sha)" >> "$CACHE/.setup-skips.$$"
+    echo "done npm $spec ($sha)" >> "$NOTES"
 done
 rm -rf "$DOWNLOAD"
 # The loop above runs in a subshell (pipe); collect what it did from its notes.
-if [ -f "$CACHE/.setup-skips.$$" ]; then
+if [ -f "$NOTES" ]; then
     while read -r kind rest; do
         if [ "$kind" = skip ]; then skipped "$rest (already unpacked)"; else done_step "$rest"; fi
-    done < "$CACHE/.setup-skips.$$"
-    rm -f "$CACHE/.setup-skips.$$"
+    done < "$NOTES"
+    rm -f "$NOTES"
 fi
 
 # --- 3. models/ and photos/, laid out from the unpacked packages -----------------------------------
@@ -164,7 +174,7 @@ fi
 
 # --- 5. verify every laid-out file ------------------------------------------------------------------
 bad=0
-section_lines files > "$CACHE/.setup-files.$$"
+section_lines files > "$NOTES.files"
 while read -r rel sha; do
     if [ ! -f "$CACHE/$rel" ]; then
         printf 'setup: error: missing %s\n' "$CACHE/$rel" >&2; bad=1; continue
@@ -175,21 +185,25 @@ while read -r rel sha; do
             "$CACHE/$rel" "$got" "$sha" >&2
         bad=1
     fi
-done < "$CACHE/.setup-files.$$"
-nfiles=$(wc -l < "$CACHE/.setup-files.$$")
-rm -f "$CACHE/.setup-files.$$"
+done < "$NOTES.files"
+nfiles=$(wc -l < "$NOTES.files")
+rm -f "$NOTES.files"
 [ "$bad" -eq 0 ] || die "cache verification failed (delete the bad file and run again)"
 log "verified $nfiles cached files by sha256 in $CACHE"
 
 # --- 6. build -------------------------------------------------------------------------------------
 cd "$SOURCE_DIR"
-if [ -f build/build.ninja ]; then
+if [ "$BUILD" = no ]; then
+    skipped "build (--no-build)"
+elif [ -f build/build.ninja ]; then
     skipped "meson setup build (already configured)"
 else
     meson setup build
     done_step "meson setup build"
 fi
-ninja -C build
+if [ "$BUILD" = yes ]; then
+    ninja -C build
+fi
 
 log "cache: $CACHE"
 if [ -n "$DONE" ]; then printf 'setup: done this run:\n%s' "$DONE"; fi

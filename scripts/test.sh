@@ -1,0 +1,89 @@
+#!/bin/sh
+# Run Kestrel's test suite and end with one summary line: "N passed, N failed[, N skipped]".
+#
+#   scripts/test.sh              # set-up, build, every suite in build/
+#   scripts/test.sh --sanitize   # also build build-asan (ASan+UBSan) and run the unit tests there
+#   scripts/test.sh -- ARGS      # extra arguments for `meson test` (e.g. --suite ort)
+#
+# Exits nonzero if any test failed (or nothing could be run).
+set -eu
+
+SOURCE_DIR=$(cd "$(dirname "$0")/.." && pwd)
+sanitize=no
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --sanitize) sanitize=yes; shift ;;
+        --) shift; break ;;
+        *) echo "usage: $0 [--sanitize] [-- MESON-TEST-ARGS]" >&2; exit 2 ;;
+    esac
+done
+
+# Debian's python3 parses the test log; a python3 earlier on PATH (pyenv, venv) would do as well.
+python=python3
+[ -x /usr/bin/python3 ] && python=/usr/bin/python3
+
+# Print the summary line from a meson test log; returns 1 if anything failed.
+summarize() {
+    "$python" - "$1" <<'EOF'
+import json, sys
+passed = failed = skipped = 0
+try:
+    with open(sys.argv[1]) as log:
+        for line in log:
+            line = line.strip()
+            if not line:
+                continue
+            result = json.loads(line).get("result", "ERROR")
+            if result in ("OK", "EXPECTEDFAIL"):
+                passed += 1
+            elif result == "SKIP":
+                skipped += 1
+            else:  # FAIL, TIMEOUT, ERROR, UNEXPECTEDPASS, INTERRUPT
+                failed += 1
+except FileNotFoundError:
+    failed = 1
+    print(f"no test log at {sys.argv[1]}")
+summary = f"{passed} passed, {failed} failed"
+if skipped:
+    summary += f", {skipped} skipped"
+print(summary)
+sys.exit(1 if failed or passed + skipped == 0 else 0)
+EOF
+}
+
+# A build failure runs no tests; report it in the same one-line format so a reader of the last
+# line never mistakes it for success.
+build_failed() {
+    echo "test: $1 failed; no tests ran" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+}
+
+cd "$SOURCE_DIR"
+"$SOURCE_DIR/scripts/setup.sh" || build_failed "scripts/setup.sh"
+
+if [ "$sanitize" = yes ]; then
+    builddir=build-asan
+    if [ ! -f "$builddir/build.ninja" ]; then
+        meson setup "$builddir" -Db_sanitize=address,undefined -Db_lundef=false \
+            -Dbuildtype=debugoptimized || build_failed "meson setup $builddir"
+    fi
+    # Unit tests only: the model comparisons run the same code on bigger inputs and are slow
+    # under ASan. UBSan stops on the first report so that it counts as a failure.
+    suites="--suite unit"
+    export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace=1}"
+    export ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=1:detect_leaks=1}"
+    timeout_multiplier=4
+else
+    builddir=build
+    suites=""
+    timeout_multiplier=1
+fi
+ninja -C "$builddir" || build_failed "ninja -C $builddir"
+
+# A stale log from an earlier run must not be counted.
+rm -f "$builddir/meson-logs/testlog.json"
+# shellcheck disable=SC2086
+meson test -C "$builddir" --print-errorlogs --no-rebuild \
+    --timeout-multiplier "$timeout_multiplier" $suites "$@" || true
+summarize "$builddir/meson-logs/testlog.json"

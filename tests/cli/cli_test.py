@@ -1,0 +1,404 @@
+#!/usr/bin/env python3
+"""Tests of the `kestrel` command-line tool, one case per invocation:
+
+    cli_test.py CASE
+
+Uses build/nn/kestrel (KESTREL_BUILD_DIR), the models and photos in
+KESTREL_CACHE and tests/data in KESTREL_SOURCE_DIR. Missing cache data is a
+failure, not a skip: CI always runs scripts/setup.sh first.
+Only the Python standard library is used (no numpy on the test machines).
+"""
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+SOURCE = os.environ.get("KESTREL_SOURCE_DIR", ".")
+BUILD = os.environ.get("KESTREL_BUILD_DIR", "build")
+CACHE = os.environ.get("KESTREL_CACHE", os.path.expanduser("~/.cache/kestrel"))
+KESTREL = os.path.join(BUILD, "nn", "kestrel")
+MODELS = os.path.join(CACHE, "models")
+PHOTOS = os.path.join(CACHE, "photos")
+CLS = os.path.join(MODELS, "ch_ppocr_mobile_v2.0_cls_infer.onnx")
+FACE_FULL = os.path.join(MODELS, "face_detection_full_range.tflite")
+FACE_SHORT = os.path.join(MODELS, "face_detection_short_range.tflite")
+DET = os.path.join(MODELS, "ch_PP-OCRv4_det_infer.onnx")
+
+failures = []
+
+
+def check(cond, msg):
+    if not cond:
+        failures.append(msg)
+        print("FAIL: " + msg, file=sys.stderr)
+    return cond
+
+
+def need(path):
+    if not os.path.exists(path):
+        print("missing test data: %s (run scripts/setup.sh)" % path,
+              file=sys.stderr)
+        sys.exit(1)
+
+
+def kestrel(*args, timeout=300):
+    p = subprocess.run([KESTREL] + [str(a) for a in args],
+                       capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def expect_error(args, code, what):
+    rc, out, err = kestrel(*args)
+    lines = err.splitlines()
+    check(rc == code, "%s: exit %d, want %d (stderr %r)" % (what, rc, code, err))
+    check(len(lines) == 1 and lines[0].startswith("kestrel: "),
+          "%s: want one 'kestrel: ...' line on stderr, got %r" % (what, err))
+
+
+# --- .npy and TensorProto writers (independent of the C code) -------------
+
+def npy_bytes(shape, descr, payload, major=1):
+    dims = "%d," % shape[0] if len(shape) == 1 else ", ".join(str(d) for d in shape)
+    header = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (descr, dims)
+    pre = 10 if major == 1 else 12
+    pad = (64 - (pre + len(header) + 1) % 64) % 64
+    header = header + " " * pad + "\n"
+    if major == 1:
+        head = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header))
+    else:
+        head = b"\x93NUMPY\x02\x00" + struct.pack("<I", len(header))
+    return head + header.encode() + payload
+
+
+def read_npy(path):
+    data = open(path, "rb").read()
+    assert data[:6] == b"\x93NUMPY", "bad magic"
+    if data[6] == 1:
+        hlen = struct.unpack("<H", data[8:10])[0]
+        start = 10
+    else:
+        hlen = struct.unpack("<I", data[8:12])[0]
+        start = 12
+    header = data[start:start + hlen].decode()
+    d = eval(header, {"__builtins__": {}}, {"False": False, "True": True})
+    shape = tuple(d["shape"])
+    n = 1
+    for s in shape:
+        n *= s
+    fmt = {"<f4": "f", "<i8": "q", "<i4": "i", "|u1": "B", "|b1": "?"}[d["descr"]]
+    body = data[start + hlen:]
+    values = struct.unpack("<%d%s" % (n, fmt), body[:n * struct.calcsize(fmt)])
+    return d["descr"], shape, values
+
+
+def varint(v):
+    out = b""
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def tensor_proto(shape, floats):
+    """onnx.TensorProto: dims = 1 (varint), data_type = 2, raw_data = 9."""
+    msg = b""
+    for d in shape:
+        msg += b"\x08" + varint(d)
+    msg += b"\x10" + varint(1)  # FLOAT
+    raw = struct.pack("<%df" % len(floats), *floats)
+    msg += b"\x4a" + varint(len(raw)) + raw
+    return msg
+
+
+def pattern(n):
+    # Deterministic values in [-1, 1].
+    return [((i * 37) % 101) / 50.0 - 1.0 for i in range(n)]
+
+
+# --- cases -----------------------------------------------------------------
+
+def case_help():
+    rc, out, _ = kestrel("--help")
+    check(rc == 0 and "usage: kestrel" in out, "kestrel --help")
+    for cmd in ("info", "run", "detect", "bench"):
+        rc, out, err = kestrel(cmd, "--help")
+        check(rc == 0, "%s --help exit %d" % (cmd, rc))
+        check(out.startswith("usage: kestrel %s" % cmd),
+              "%s --help text: %r" % (cmd, out[:60]))
+        check(err == "", "%s --help wrote to stderr" % cmd)
+
+
+def case_usage():
+    need(CLS)
+    for args, what in (
+            ([], "no command"),
+            (["frobnicate"], "unknown command"),
+            (["info"], "info without model"),
+            (["info", CLS, CLS], "info with two models"),
+            (["info", "--bogus", CLS], "unknown option"),
+            (["info", CLS, "--input-shape", "1,x,2"], "bad shape"),
+            (["run", CLS], "run without --output-dir"),
+            (["run", CLS, "--output-dir"], "option missing its value"),
+            (["detect", CLS], "detect without images"),
+            (["detect", CLS, "a.jpg", "--threshold", "7"], "threshold > 1"),
+            (["bench", CLS, "--iters", "0"], "zero iterations"),
+            (["bench", CLS, "--threads", "-1"], "negative threads")):
+        expect_error(args, 2, what)
+
+
+def case_errors():
+    need(CLS)
+    with tempfile.TemporaryDirectory() as tmp:
+        expect_error(["info", "/nonexistent/model.onnx"], 1, "missing model")
+        junk = os.path.join(tmp, "junk.onnx")
+        open(junk, "wb").write(b"\x0a\xff\xff\xff\xff\x0f garbage")
+        expect_error(["info", junk], 1, "corrupt model")
+        expect_error(["run", CLS, "--input", "/nonexistent.npy",
+                      "--output-dir", tmp], 1, "missing input")
+        # Wrong number of inputs for the model.
+        good = os.path.join(tmp, "x.npy")
+        open(good, "wb").write(npy_bytes((1, 3, 48, 192), "<f4",
+                                         struct.pack("<27648f", *pattern(27648))))
+        expect_error(["run", CLS, "--input", good, "--input", good,
+                      "--output-dir", tmp], 1, "too many inputs")
+        # Shape the model rejects.
+        small = os.path.join(tmp, "small.npy")
+        open(small, "wb").write(npy_bytes((1, 2, 4, 4), "<f4",
+                                          struct.pack("<32f", *pattern(32))))
+        expect_error(["run", CLS, "--input", small, "--output-dir", tmp], 1,
+                     "wrong channel count")
+        # A sidecar with a typo names file, line and key.
+        bad = os.path.join(tmp, "bad.sidecar")
+        open(bad, "w").write("[input]\nwidth = 4\nhieght = 4\n")
+        rc, _, err = kestrel("detect", CLS, os.path.join(PHOTOS, "sample1.jpg"),
+                             "--config", bad)
+        check(rc == 1 and "bad.sidecar:3: key 'hieght'" in err,
+              "sidecar error message: %r" % err)
+        # Not an image.
+        fake = os.path.join(tmp, "fake.jpg")
+        open(fake, "wb").write(b"\xff\xd8\xff\xe0 truncated")
+        expect_error(["detect", FACE_FULL, fake], 1, "truncated JPEG")
+
+
+def case_npy_malformed():
+    need(CLS)
+    header_ok = npy_bytes((1, 3, 48, 192), "<f4", b"")
+    body = struct.pack("<27648f", *pattern(27648))
+    cases = {
+        "empty": b"",
+        "bad_magic": b"\x93NUMPX" + header_ok[6:] + body,
+        "version_9": header_ok[:6] + b"\x09\x00" + header_ok[8:] + body,
+        "header_past_end": header_ok[:8] + b"\xff\xff" + header_ok[10:40],
+        "truncated_data": header_ok + body[:1000],
+        "fortran": npy_bytes((1, 3, 48, 192), "<f4", body).replace(
+            b"'fortran_order': False", b"'fortran_order': True "),
+        "big_endian": npy_bytes((1, 3, 48, 192), ">f4", body),
+        "unknown_dtype": npy_bytes((1, 3, 48, 192), "<c8", body),
+        "no_shape": header_ok.replace(b"'shape'", b"'shap_'") + body,
+        "bad_shape": header_ok.replace(b"(1, 3, 48, 192)", b"(1, x, 48, 192)") + body,
+        "huge_shape": npy_bytes((1 << 40, 1 << 40), "<f4", body),
+        "negative_dim": header_ok.replace(b"(1, 3, 48, 192)", b"(1, -3, 48, 19)") + body,
+        "nine_dims": npy_bytes((1,) * 9, "<f4", body),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in cases.items():
+            path = os.path.join(tmp, name + ".npy")
+            open(path, "wb").write(data)
+            expect_error(["run", CLS, "--input", path, "--output-dir", tmp], 1,
+                         "malformed npy '%s'" % name)
+        # Garbage .pb and a .pb whose raw_data disagrees with its dims.
+        pb = os.path.join(tmp, "bad.pb")
+        open(pb, "wb").write(b"\xff\xff\xff\xff")
+        expect_error(["run", CLS, "--input", pb, "--output-dir", tmp], 1,
+                     "garbage .pb")
+        short = tensor_proto((1, 3, 48, 192), pattern(100))
+        open(pb, "wb").write(short)
+        expect_error(["run", CLS, "--input", pb, "--output-dir", tmp], 1,
+                     ".pb with short raw_data")
+
+
+def case_run():
+    need(CLS)
+    values = pattern(3 * 48 * 192)
+    with tempfile.TemporaryDirectory() as tmp:
+        npy = os.path.join(tmp, "x.npy")
+        open(npy, "wb").write(npy_bytes((1, 3, 48, 192), "<f4",
+                                        struct.pack("<%df" % len(values), *values)))
+        out1 = os.path.join(tmp, "out_npy")
+        rc, out, err = kestrel("run", CLS, "--input", npy, "--output-dir", out1,
+                               "--json")
+        check(rc == 0, "run .npy: exit %d %s" % (rc, err))
+        if rc == 0:
+            summary = json.loads(out)
+            check(summary["outputs"][0]["shape"] == [1, 2],
+                  "run --json shape %r" % summary["outputs"][0])
+            descr, shape, probs = read_npy(os.path.join(out1, "output_0.npy"))
+            check(descr == "<f4" and shape == (1, 2), "output npy %s %r" % (descr, shape))
+            check(abs(sum(probs) - 1.0) < 1e-4 and min(probs) >= 0,
+                  "softmax output sums to %r" % (sum(probs),))
+        # Same tensor as a TensorProto, and as a v2 .npy of float64: same
+        # result (the values are exactly representable in float32).
+        pb = os.path.join(tmp, "x.pb")
+        open(pb, "wb").write(tensor_proto((1, 3, 48, 192), values))
+        out2 = os.path.join(tmp, "out_pb")
+        rc, _, err = kestrel("run", CLS, "--input", pb, "--output-dir", out2)
+        check(rc == 0, "run .pb: exit %d %s" % (rc, err))
+        npy64 = os.path.join(tmp, "x64.npy")
+        f32 = struct.unpack("<%df" % len(values), struct.pack("<%df" % len(values), *values))
+        open(npy64, "wb").write(npy_bytes((1, 3, 48, 192), "<f8",
+                                          struct.pack("<%dd" % len(f32), *f32), major=2))
+        out3 = os.path.join(tmp, "out_f64")
+        rc, _, err = kestrel("run", CLS, "--input", npy64, "--output-dir", out3)
+        check(rc == 0, "run f64 .npy: exit %d %s" % (rc, err))
+        if all(os.path.exists(os.path.join(d, "output_0.npy")) for d in (out1, out2, out3)):
+            a = read_npy(os.path.join(out1, "output_0.npy"))[2]
+            b = read_npy(os.path.join(out2, "output_0.npy"))[2]
+            c = read_npy(os.path.join(out3, "output_0.npy"))[2]
+            check(a == b == c, "npy/pb/f64 outputs differ: %r %r %r" % (a, b, c))
+        # An image input is preprocessed per the sidecar (found by sha256).
+        need(PHOTOS)
+        out4 = os.path.join(tmp, "out_img")
+        rc, _, err = kestrel("run", FACE_FULL, "--input",
+                             os.path.join(PHOTOS, "sample1.jpg"),
+                             "--output-dir", out4)
+        check(rc == 0, "run image: exit %d %s" % (rc, err))
+        if rc == 0:
+            _, s0, _ = read_npy(os.path.join(out4, "output_0.npy"))
+            _, s1, _ = read_npy(os.path.join(out4, "output_1.npy"))
+            check(s0 == (1, 2304, 16) and s1 == (1, 2304, 1),
+                  "face outputs %r %r" % (s0, s1))
+
+
+def case_info():
+    need(FACE_FULL)
+    rc, out, err = kestrel("info", FACE_FULL, "--json")
+    check(rc == 0, "info --json exit %d %s" % (rc, err))
+    if rc:
+        return
+    info = json.loads(out)
+    check(info["inputs"][0]["shape"] == [1, 192, 192, 3], "input %r" % info["inputs"])
+    check([o["shape"] for o in info["outputs"]] == [[1, 2304, 16], [1, 2304, 1]],
+          "outputs %r" % info["outputs"])
+    check(info["format"] == "tflite" and len(info["sha256"]) == 64, "format/sha")
+    check(info["params"] > 100000 and info["macs"] > 10**7 and
+          info["weight_bytes"] > 100000, "stats %r" % info)
+    check(sum(info["ops"].values()) >= 100 and "CONV_2D" in info["ops"],
+          "ops %r" % info["ops"])
+    rc, out, _ = kestrel("info", DET, "--input-shape", "1,3,320,320")
+    check(rc == 0 and "[1, 3, 320, 320]" in out, "info --input-shape: %r" % out[:300])
+
+
+def case_bench():
+    need(CLS)
+    rc, out, err = kestrel("bench", CLS, "--iters", "5", "--warmup", "1", "--json")
+    check(rc == 0, "bench exit %d %s" % (rc, err))
+    if rc:
+        return
+    b = json.loads(out)
+    for key in ("median_ms", "min_ms", "peak_rss_kb", "mean_ms"):
+        check(key in b, "bench lacks %s" % key)
+    check(0 < b["min_ms"] <= b["median_ms"], "bench times %r" % b)
+    check(b["peak_rss_kb"] > 1000, "peak rss %r" % b["peak_rss_kb"])
+    check(b["input_shape"] == [1, 3, 48, 192], "shape from sidecar %r" % b["input_shape"])
+
+
+def case_detect():
+    need(FACE_SHORT)
+    photos = [os.path.join(PHOTOS, "sample%d.jpg" % i) for i in range(1, 7)]
+    for p in photos:
+        need(p)
+    rc, out, err = kestrel("detect", FACE_SHORT, *photos, "--json")
+    check(rc == 0, "detect exit %d %s" % (rc, err))
+    lines = out.splitlines()
+    check(len(lines) == len(photos), "want one line per image, got %d" % len(lines))
+    total = 0
+    for line, photo in zip(lines, photos):
+        r = json.loads(line)
+        check(r["image"] == photo and r["width"] == 1920 and r["height"] > 1000,
+              "image fields %r" % {k: r[k] for k in ("image", "width", "height")})
+        for o in r["objects"]:
+            total += 1
+            x, y, w, h = o["box"]
+            check(o["label"] == "face" and 0.5 <= o["confidence"] <= 1,
+                  "object %r" % o)
+            check(-w < x < r["width"] and -h < y < r["height"] and 10 < w < 1920,
+                  "box %r outside %dx%d" % (o["box"], r["width"], r["height"]))
+            check(len(o["keypoints"]) == 6, "keypoints %r" % o.get("keypoints"))
+            # Eyes and nose lie inside (or very near) their face box.
+            for kx, ky in o["keypoints"][:3]:
+                check(x - 0.2 * w <= kx <= x + 1.2 * w and
+                      y - 0.2 * h <= ky <= y + 1.2 * h,
+                      "keypoint (%g,%g) far from box %r" % (kx, ky, o["box"]))
+    check(total >= 6, "short-range model found only %d faces in 6 group photos" % total)
+    # Text output and --threshold.
+    rc, out, _ = kestrel("detect", FACE_SHORT, photos[0], "--threshold", "0.99")
+    check(rc == 0 and "0 objects" in out, "threshold 0.99: %r" % out)
+
+
+def iou(a, b):
+    ax0, ay0, aw, ah = a
+    bx0, by0, bw, bh = b
+    ix = max(0.0, min(ax0 + aw, bx0 + bw) - max(ax0, bx0))
+    iy = max(0.0, min(ay0 + ah, by0 + bh) - max(ay0, by0))
+    inter = ix * iy
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+def case_faces_marked():
+    """Full-range model against faces marked by eye (tests/data)."""
+    need(FACE_FULL)
+    marked = json.load(open(os.path.join(SOURCE, "tests", "data",
+                                         "faces_marked.json")))
+    photos = [os.path.join(PHOTOS, m["image"]) for m in marked["images"]]
+    for p in photos:
+        need(p)
+    rc, out, err = kestrel("detect", FACE_FULL, *photos, "--json")
+    if not check(rc == 0, "detect exit %d %s" % (rc, err)):
+        return
+    results = [json.loads(l) for l in out.splitlines()]
+    check(len(results) == len(photos), "one line per photo")
+    false_positives = 0
+    for m, r in zip(marked["images"], results):
+        check(r["width"] == m["width"] and r["height"] == m["height"],
+              "%s size %dx%d" % (m["image"], r["width"], r["height"]))
+        boxes = [o["box"] for o in r["objects"]]
+        used = set()
+        for face in m["faces"]:
+            best, best_iou = None, 0.0
+            for i, b in enumerate(boxes):
+                v = iou(face, b)
+                if i not in used and v > best_iou:
+                    best, best_iou = i, v
+            if check(best is not None and best_iou >= 0.5,
+                     "%s: marked face %r not found (best IoU %.2f, boxes %r)"
+                     % (m["image"], face, best_iou, boxes)):
+                used.add(best)
+            print("%s face %r: IoU %.2f" % (m["image"], face, best_iou))
+        extra = [b for i, b in enumerate(boxes) if i not in used]
+        if extra:
+            print("%s: unmatched detections %r" % (m["image"], extra))
+        false_positives += len(extra)
+    check(false_positives <= 1, "%d false positives (at most 1 allowed)"
+          % false_positives)
+
+
+CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in CASES:
+        print("usage: cli_test.py {%s}" % ",".join(sorted(CASES)), file=sys.stderr)
+        sys.exit(2)
+    if not os.access(KESTREL, os.X_OK):
+        print("no kestrel binary at %s" % KESTREL, file=sys.stderr)
+        sys.exit(1)
+    CASES[sys.argv[1]]()
+    if failures:
+        print("%d check(s) failed" % len(failures), file=sys.stderr)
+        sys.exit(1)
+    print("ok")

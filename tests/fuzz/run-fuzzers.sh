@@ -1,0 +1,59 @@
+#!/bin/sh
+# Builds the libFuzzer targets with clang (ASan + UBSan) in build-fuzz/ and
+# runs each for SECONDS, seeded with the real models from $KESTREL_CACHE and
+# the ONNX conformance models. Exits non-zero if any target finds a crash,
+# leak, timeout or sanitizer report; the reproducer is left in
+# build-fuzz/findings/<target>/ (add it to tests/fuzz/corpus-regress/<format>/
+# once fixed).
+#
+#   tests/fuzz/run-fuzzers.sh 300
+set -eu
+
+SECONDS_PER_TARGET=${1:-60}
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${KESTREL_FUZZ_BUILD:-$SRC/build-fuzz}
+CACHE=${KESTREL_CACHE:-$HOME/.cache/kestrel}
+ONNX_TESTDATA=${ONNX_TESTDATA:-/usr/share/libonnx-testdata/data/node}
+SAN=-fsanitize=fuzzer-no-link,address,undefined
+
+if [ ! -f "$BUILD/build.ninja" ]; then
+  CC=clang meson setup "$BUILD" "$SRC" -Dfuzzers=true -Dplugins=false \
+    -Dapp=false -Ddefault_library=static -Dbuildtype=debugoptimized \
+    -Db_lundef=false -Dc_args="$SAN -fno-sanitize-recover=undefined" \
+    -Dc_link_args="-fsanitize=address,undefined"
+fi
+ninja -C "$BUILD"
+
+status=0
+for target in onnx tflite; do
+  bin="$BUILD/tests/fuzz/fuzz_$target"
+  [ -x "$bin" ] || { echo "run-fuzzers: no $bin, skipping"; continue; }
+  corpus="$BUILD/corpus/$target"
+  seeds="$BUILD/seeds/$target"
+  findings="$BUILD/findings/$target"
+  mkdir -p "$corpus" "$seeds" "$findings"
+  # Seeds: real models from the cache and, for ONNX, every conformance model.
+  for f in "$CACHE"/models/*."$target"; do
+    [ -f "$f" ] && cp -f "$f" "$seeds/"
+  done
+  if [ "$target" = onnx ] && [ -d "$ONNX_TESTDATA" ]; then
+    for d in "$ONNX_TESTDATA"/*/; do
+      [ -f "$d/model.onnx" ] && cp -f "$d/model.onnx" "$seeds/$(basename "$d").onnx"
+    done
+  fi
+  regress="$SRC/tests/fuzz/corpus-regress/$target"
+  [ -d "$regress" ] || regress=
+  echo "run-fuzzers: fuzz_$target for $SECONDS_PER_TARGET s ($(ls "$seeds" | wc -l) seeds)"
+  # No -max_len: libFuzzer grows lengths slowly from small inputs anyway, and
+  # a cap would truncate the real models. -rss_limit_mb also caps single
+  # mallocs, so an absurd allocation is reported as a finding.
+  if ! ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
+      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      "$bin" -max_total_time="$SECONDS_PER_TARGET" -timeout=20 \
+      -rss_limit_mb=2048 -print_final_stats=1 \
+      -artifact_prefix="$findings/" "$corpus" "$seeds" $regress; then
+    echo "run-fuzzers: fuzz_$target found a problem; see $findings/"
+    status=1
+  fi
+done
+exit $status

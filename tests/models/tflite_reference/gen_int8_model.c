@@ -1,0 +1,445 @@
+/* Writes a small full-integer INT8 TFLite model from scratch: no INT8
+ * .tflite is available to the project from a source it may use, so the
+ * test makes its own and runs it in both Kestrel and TFLite.
+ *
+ *   gen_int8_model OUT.tflite
+ *
+ * Graph (NHWC, int8 activations, per-channel int8 conv weights, int32
+ * biases, laid out as TFLite's full-integer post-training quantization
+ * does):
+ *
+ *   input f32 [1,32,32,3] -> QUANTIZE -> CONV_2D 3x3/2 SAME +RELU6 (8 ch)
+ *   -> DEPTHWISE_CONV_2D 3x3/1 SAME +RELU -> ADD (with the conv output)
+ *   -> MAX_POOL_2D 2x2/2 VALID -> MEAN over H,W -> FULLY_CONNECTED (4)
+ *   -> SOFTMAX -> DEQUANTIZE -> output f32 [1,4]
+ *
+ * Weights come from a fixed LCG, so the file is byte-identical every run.
+ * The flatbuffer is written front to back: every uoffset points forward and
+ * each vtable sits just before its table. Field ids and enum values come
+ * from nn/src/import/tflite_schema.h.
+ */
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "import/tflite_schema.h"
+
+/* ---- a forward-only flatbuffer writer ---------------------------------- */
+
+static uint8_t *buf;
+static size_t len, cap;
+
+static void ensure(size_t n) {
+  if (len + n <= cap)
+    return;
+  while (len + n > cap)
+    cap = cap ? cap * 2 : 4096;
+  buf = realloc(buf, cap);
+  if (!buf) {
+    fprintf(stderr, "gen_int8_model: out of memory\n");
+    exit(1);
+  }
+}
+
+static void put(const void *p, size_t n) {
+  ensure(n);
+  memcpy(buf + len, p, n);
+  len += n;
+}
+
+static void pad_to(size_t a, size_t extra) {
+  /* pads until (len + extra) is a multiple of a */
+  while ((len + extra) % a) {
+    ensure(1);
+    buf[len++] = 0;
+  }
+}
+
+/* Makes the uoffset field at `field` point at `target` (written later). */
+static void link(size_t field, size_t target) {
+  if (target <= field) {
+    fprintf(stderr, "gen_int8_model: backward offset\n");
+    exit(1);
+  }
+  uint32_t v = (uint32_t)(target - field);
+  memcpy(buf + field, &v, 4);
+}
+
+#define MAX_FIELDS 16
+
+typedef struct table {
+  int n;
+  int id[MAX_FIELDS];
+  int size[MAX_FIELDS]; /* 1, 4 or 8; offsets are 4 */
+  uint64_t value[MAX_FIELDS];
+  size_t pos[MAX_FIELDS]; /* absolute position, after write_table */
+} table;
+
+static void scalar(table *t, int id, int size, uint64_t value) {
+  t->id[t->n] = id;
+  t->size[t->n] = size;
+  t->value[t->n] = value;
+  t->n++;
+}
+
+static void f32field(table *t, int id, float v) {
+  uint32_t bits;
+  memcpy(&bits, &v, 4);
+  scalar(t, id, 4, bits);
+}
+
+/* An offset field; returns its index for field_pos(). */
+static int offset(table *t, int id) {
+  scalar(t, id, 4, 0);
+  return t->n - 1;
+}
+
+static size_t write_table(table *t) {
+  int max_id = -1;
+  for (int i = 0; i < t->n; i++)
+    if (t->id[i] > max_id)
+      max_id = t->id[i];
+  /* Lay fields out widest first so each is naturally aligned. */
+  uint16_t field_off[MAX_FIELDS];
+  size_t cursor = 4;
+  for (int size = 8; size >= 1; size /= 2)
+    for (int i = 0; i < t->n; i++)
+      if (t->size[i] == size) {
+        cursor = (cursor + (size_t)size - 1) / (size_t)size * (size_t)size;
+        field_off[i] = (uint16_t)cursor;
+        cursor += (size_t)size;
+      }
+  size_t table_size = (cursor + 3) / 4 * 4;
+  size_t vt_size = 4 + 2 * (size_t)(max_id + 1);
+  pad_to(8, vt_size); /* table starts 8-aligned, right after its vtable */
+  size_t vt = len;
+  uint16_t head[2] = {(uint16_t)vt_size, (uint16_t)table_size};
+  put(head, 4);
+  for (int id = 0; id <= max_id; id++) {
+    uint16_t off = 0;
+    for (int i = 0; i < t->n; i++)
+      if (t->id[i] == id)
+        off = field_off[i];
+    put(&off, 2);
+  }
+  size_t pos = len;
+  ensure(table_size);
+  memset(buf + pos, 0, table_size);
+  int32_t soff = (int32_t)(pos - vt);
+  memcpy(buf + pos, &soff, 4);
+  for (int i = 0; i < t->n; i++) {
+    memcpy(buf + pos + field_off[i], &t->value[i], (size_t)t->size[i]);
+    t->pos[i] = pos + field_off[i];
+  }
+  len += table_size;
+  return pos;
+}
+
+/* A vector: u32 count, then the elements aligned to elem_align. */
+static size_t write_vector(const void *elems, uint32_t count, size_t esize,
+                           size_t elem_align) {
+  pad_to(elem_align < 4 ? 4 : elem_align, 4);
+  size_t pos = len;
+  put(&count, 4);
+  put(elems, (size_t)count * esize);
+  return pos;
+}
+
+static size_t write_i32s(const int32_t *v, uint32_t n) {
+  return write_vector(v, n, 4, 4);
+}
+
+static size_t write_string(const char *s) {
+  uint32_t n = (uint32_t)strlen(s);
+  pad_to(4, 0);
+  size_t pos = len;
+  put(&n, 4);
+  put(s, n + 1);
+  return pos;
+}
+
+/* A vector of n table offsets, to be linked as the tables are written. */
+static size_t write_offsets(uint32_t n) {
+  pad_to(4, 0);
+  size_t pos = len;
+  put(&n, 4);
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t z = 0;
+    put(&z, 4);
+  }
+  return pos;
+}
+
+/* ---- the model ---------------------------------------------------------- */
+
+static uint32_t lcg_state = 12345u;
+static float uniform(float lo, float hi) {
+  lcg_state = lcg_state * 1664525u + 1013904223u;
+  return lo + (hi - lo) * (float)(lcg_state >> 8) / 16777216.0f;
+}
+
+static int8_t q8(float v, float scale) {
+  float r = roundf(v / scale);
+  return (int8_t)(r < -127 ? -127 : (r > 127 ? 127 : r));
+}
+
+#define MAX_Q 8
+
+typedef struct tensor {
+  const char *name;
+  int type;
+  int ndim;
+  int32_t dims[4];
+  int buffer;
+  int nq; /* 0: not quantized */
+  float scale[MAX_Q];
+  int64_t zp[MAX_Q];
+  int qdim;
+} tensor;
+
+typedef struct buffer_data {
+  const void *data;
+  uint32_t size;
+} buffer_data;
+
+typedef struct op {
+  int opcode;
+  int nin, nout;
+  int32_t in[4], out[1];
+  int options_type;
+  table options;
+} op;
+
+enum { NUM_T = 17, NUM_B = 8, NUM_OPS = 9 };
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s OUT.tflite\n", argv[0]);
+    return 2;
+  }
+  const float s_in = 1.0f / 128, s_conv = 6.0f / 255, s_dw = 4.0f / 255;
+  const float s_add = 10.0f / 255, s_fc = 12.0f / 255;
+
+  /* Weights: float values quantized per output channel, zero point 0. */
+  static int8_t conv_w[8 * 3 * 3 * 3], dw_w[3 * 3 * 8], fc_w[4 * 8];
+  static int32_t conv_b[8], dw_b[8], fc_b[4];
+  static const int32_t mean_axes[2] = {1, 2};
+  float conv_ws[8], dw_ws[8], fc_ws;
+  for (int o = 0; o < 8; o++) {
+    float w[27], mx = 1e-6f;
+    for (int i = 0; i < 27; i++) {
+      w[i] = uniform(-0.5f, 0.5f);
+      mx = fmaxf(mx, fabsf(w[i]));
+    }
+    conv_ws[o] = mx / 127;
+    for (int i = 0; i < 27; i++)
+      conv_w[o * 27 + i] = q8(w[i], conv_ws[o]);
+    conv_b[o] = (int32_t)lroundf(uniform(-0.2f, 0.6f) / (s_in * conv_ws[o]));
+  }
+  {
+    float w[72], mx[8] = {0};
+    for (int i = 0; i < 72; i++) {
+      w[i] = uniform(-0.6f, 0.6f);
+      mx[i % 8] = fmaxf(mx[i % 8], fabsf(w[i]));
+    }
+    for (int c = 0; c < 8; c++)
+      dw_ws[c] = fmaxf(mx[c], 1e-6f) / 127;
+    for (int i = 0; i < 72; i++)
+      dw_w[i] = q8(w[i], dw_ws[i % 8]);
+    for (int c = 0; c < 8; c++)
+      dw_b[c] = (int32_t)lroundf(uniform(-0.2f, 0.4f) / (s_conv * dw_ws[c]));
+  }
+  {
+    float w[32], mx = 1e-6f;
+    for (int i = 0; i < 32; i++) {
+      w[i] = uniform(-1.0f, 1.0f);
+      mx = fmaxf(mx, fabsf(w[i]));
+    }
+    fc_ws = mx / 127;
+    for (int i = 0; i < 32; i++)
+      fc_w[i] = q8(w[i], fc_ws);
+    for (int o = 0; o < 4; o++)
+      fc_b[o] = (int32_t)lroundf(uniform(-1.0f, 1.0f) / (s_add * fc_ws));
+  }
+  buffer_data buffers[NUM_B] = {
+      {NULL, 0},
+      {conv_w, sizeof(conv_w)},
+      {conv_b, sizeof(conv_b)},
+      {dw_w, sizeof(dw_w)},
+      {dw_b, sizeof(dw_b)},
+      {mean_axes, sizeof(mean_axes)},
+      {fc_w, sizeof(fc_w)},
+      {fc_b, sizeof(fc_b)},
+  };
+
+  tensor t[NUM_T] = {
+      {"input", TFL_TYPE_FLOAT32, 4, {1, 32, 32, 3}, 0, 0, {0}, {0}, 0},
+      {"input_int8", TFL_TYPE_INT8, 4, {1, 32, 32, 3}, 0, 1, {s_in}, {0}, 0},
+      {"conv/weights", TFL_TYPE_INT8, 4, {8, 3, 3, 3}, 1, 8, {0}, {0}, 0},
+      {"conv/bias", TFL_TYPE_INT32, 1, {8}, 2, 8, {0}, {0}, 0},
+      {"conv/relu6", TFL_TYPE_INT8, 4, {1, 16, 16, 8}, 0, 1, {s_conv}, {-128},
+       0},
+      {"dw/weights", TFL_TYPE_INT8, 4, {1, 3, 3, 8}, 3, 8, {0}, {0}, 3},
+      {"dw/bias", TFL_TYPE_INT32, 1, {8}, 4, 8, {0}, {0}, 0},
+      {"dw/relu", TFL_TYPE_INT8, 4, {1, 16, 16, 8}, 0, 1, {s_dw}, {-128}, 0},
+      {"add", TFL_TYPE_INT8, 4, {1, 16, 16, 8}, 0, 1, {s_add}, {-128}, 0},
+      {"maxpool", TFL_TYPE_INT8, 4, {1, 8, 8, 8}, 0, 1, {s_add}, {-128}, 0},
+      {"mean/axes", TFL_TYPE_INT32, 1, {2}, 5, 0, {0}, {0}, 0},
+      {"mean", TFL_TYPE_INT8, 2, {1, 8}, 0, 1, {s_add}, {-128}, 0},
+      {"fc/weights", TFL_TYPE_INT8, 2, {4, 8}, 6, 1, {0}, {0}, 0},
+      {"fc/bias", TFL_TYPE_INT32, 1, {4}, 7, 1, {0}, {0}, 0},
+      {"fc", TFL_TYPE_INT8, 2, {1, 4}, 0, 1, {s_fc}, {0}, 0},
+      {"softmax", TFL_TYPE_INT8, 2, {1, 4}, 0, 1, {1.0f / 256}, {-128}, 0},
+      {"probabilities", TFL_TYPE_FLOAT32, 2, {1, 4}, 0, 0, {0}, {0}, 0},
+  };
+  for (int c = 0; c < 8; c++) {
+    t[2].scale[c] = conv_ws[c];
+    t[3].scale[c] = s_in * conv_ws[c];
+    t[5].scale[c] = dw_ws[c];
+    t[6].scale[c] = s_conv * dw_ws[c];
+  }
+  t[12].scale[0] = fc_ws;
+  t[13].scale[0] = s_add * fc_ws;
+
+  /* opcode table: builtin code, version */
+  static const int32_t opcodes[NUM_OPS][2] = {
+      {TFL_BUILTIN_QUANTIZE, 2},        {TFL_BUILTIN_CONV_2D, 3},
+      {TFL_BUILTIN_DEPTHWISE_CONV_2D, 3}, {TFL_BUILTIN_ADD, 2},
+      {TFL_BUILTIN_MAX_POOL_2D, 2},     {TFL_BUILTIN_MEAN, 2},
+      {TFL_BUILTIN_FULLY_CONNECTED, 4}, {TFL_BUILTIN_SOFTMAX, 2},
+      {TFL_BUILTIN_DEQUANTIZE, 2},
+  };
+  op ops[NUM_OPS];
+  memset(ops, 0, sizeof(ops));
+  ops[0] = (op){0, 1, 1, {0}, {1}, TFL_OPTIONS_NONE, {0}};
+  ops[1] = (op){1, 3, 1, {1, 2, 3}, {4}, TFL_OPTIONS_CONV2D, {0}};
+  scalar(&ops[1].options, TFL_CONV2D_PADDING, 1, TFL_PADDING_SAME);
+  scalar(&ops[1].options, TFL_CONV2D_STRIDE_W, 4, 2);
+  scalar(&ops[1].options, TFL_CONV2D_STRIDE_H, 4, 2);
+  scalar(&ops[1].options, TFL_CONV2D_FUSED_ACTIVATION, 1, TFL_ACT_RELU6);
+  ops[2] = (op){2, 3, 1, {4, 5, 6}, {7}, TFL_OPTIONS_DEPTHWISE_CONV2D, {0}};
+  scalar(&ops[2].options, TFL_DWCONV_PADDING, 1, TFL_PADDING_SAME);
+  scalar(&ops[2].options, TFL_DWCONV_STRIDE_W, 4, 1);
+  scalar(&ops[2].options, TFL_DWCONV_STRIDE_H, 4, 1);
+  scalar(&ops[2].options, TFL_DWCONV_DEPTH_MULTIPLIER, 4, 1);
+  scalar(&ops[2].options, TFL_DWCONV_FUSED_ACTIVATION, 1, TFL_ACT_RELU);
+  ops[3] = (op){3, 2, 1, {7, 4}, {8}, TFL_OPTIONS_ADD, {0}};
+  scalar(&ops[3].options, TFL_ARITH_FUSED_ACTIVATION, 1, TFL_ACT_NONE);
+  ops[4] = (op){4, 1, 1, {8}, {9}, TFL_OPTIONS_POOL2D, {0}};
+  scalar(&ops[4].options, TFL_POOL_PADDING, 1, TFL_PADDING_VALID);
+  scalar(&ops[4].options, TFL_POOL_STRIDE_W, 4, 2);
+  scalar(&ops[4].options, TFL_POOL_STRIDE_H, 4, 2);
+  scalar(&ops[4].options, TFL_POOL_FILTER_W, 4, 2);
+  scalar(&ops[4].options, TFL_POOL_FILTER_H, 4, 2);
+  ops[5] = (op){5, 2, 1, {9, 10}, {11}, TFL_OPTIONS_REDUCER, {0}};
+  scalar(&ops[5].options, TFL_REDUCER_KEEP_DIMS, 1, 0);
+  ops[6] = (op){6, 3, 1, {11, 12, 13}, {14}, TFL_OPTIONS_FULLY_CONNECTED, {0}};
+  scalar(&ops[6].options, TFL_FC_FUSED_ACTIVATION, 1, TFL_ACT_NONE);
+  ops[7] = (op){7, 1, 1, {14}, {15}, TFL_OPTIONS_SOFTMAX, {0}};
+  f32field(&ops[7].options, TFL_SOFTMAX_BETA, 1.0f);
+  ops[8] = (op){8, 1, 1, {15}, {16}, TFL_OPTIONS_NONE, {0}};
+
+  /* root offset, file identifier, Model */
+  uint32_t zero = 0;
+  put(&zero, 4);
+  put(TFL_FILE_IDENTIFIER, 4);
+  table model = {0};
+  scalar(&model, TFL_MODEL_VERSION, 4, TFL_SCHEMA_VERSION);
+  int m_codes = offset(&model, TFL_MODEL_OPERATOR_CODES);
+  int m_subgraphs = offset(&model, TFL_MODEL_SUBGRAPHS);
+  int m_desc = offset(&model, TFL_MODEL_DESCRIPTION);
+  int m_buffers = offset(&model, TFL_MODEL_BUFFERS);
+  size_t model_pos = write_table(&model);
+  link(0, model_pos);
+
+  link(model.pos[m_desc], write_string("kestrel int8 test model"));
+
+  size_t codes = write_offsets(NUM_OPS);
+  link(model.pos[m_codes], codes);
+  for (int i = 0; i < NUM_OPS; i++) {
+    table oc = {0};
+    scalar(&oc, TFL_OPCODE_DEPRECATED_BUILTIN_CODE, 1, (uint64_t)opcodes[i][0]);
+    scalar(&oc, TFL_OPCODE_VERSION, 4, (uint64_t)opcodes[i][1]);
+    scalar(&oc, TFL_OPCODE_BUILTIN_CODE, 4, (uint64_t)opcodes[i][0]);
+    link(codes + 4 + 4 * (size_t)i, write_table(&oc));
+  }
+
+  size_t subgraphs = write_offsets(1);
+  link(model.pos[m_subgraphs], subgraphs);
+  table sg = {0};
+  int s_tensors = offset(&sg, TFL_SUBGRAPH_TENSORS);
+  int s_inputs = offset(&sg, TFL_SUBGRAPH_INPUTS);
+  int s_outputs = offset(&sg, TFL_SUBGRAPH_OUTPUTS);
+  int s_ops = offset(&sg, TFL_SUBGRAPH_OPERATORS);
+  int s_name = offset(&sg, TFL_SUBGRAPH_NAME);
+  link(subgraphs + 4, write_table(&sg));
+  link(sg.pos[s_name], write_string("main"));
+  static const int32_t sg_in[1] = {0}, sg_out[1] = {16};
+  link(sg.pos[s_inputs], write_i32s(sg_in, 1));
+  link(sg.pos[s_outputs], write_i32s(sg_out, 1));
+
+  size_t tensors = write_offsets(NUM_T);
+  link(sg.pos[s_tensors], tensors);
+  for (int i = 0; i < NUM_T; i++) {
+    table tt = {0};
+    int f_shape = offset(&tt, TFL_TENSOR_SHAPE);
+    scalar(&tt, TFL_TENSOR_TYPE, 1, (uint64_t)t[i].type);
+    scalar(&tt, TFL_TENSOR_BUFFER, 4, (uint64_t)t[i].buffer);
+    int f_name = offset(&tt, TFL_TENSOR_NAME);
+    int f_quant = t[i].nq ? offset(&tt, TFL_TENSOR_QUANTIZATION) : -1;
+    link(tensors + 4 + 4 * (size_t)i, write_table(&tt));
+    link(tt.pos[f_shape], write_i32s(t[i].dims, (uint32_t)t[i].ndim));
+    link(tt.pos[f_name], write_string(t[i].name));
+    if (f_quant >= 0) {
+      table q = {0};
+      int f_scale = offset(&q, TFL_QUANT_SCALE);
+      int f_zp = offset(&q, TFL_QUANT_ZERO_POINT);
+      scalar(&q, TFL_QUANT_QUANTIZED_DIMENSION, 4, (uint64_t)t[i].qdim);
+      link(tt.pos[f_quant], write_table(&q));
+      link(q.pos[f_scale], write_vector(t[i].scale, (uint32_t)t[i].nq, 4, 4));
+      link(q.pos[f_zp], write_vector(t[i].zp, (uint32_t)t[i].nq, 8, 8));
+    }
+  }
+
+  size_t opvec = write_offsets(NUM_OPS);
+  link(sg.pos[s_ops], opvec);
+  for (int i = 0; i < NUM_OPS; i++) {
+    table ot = {0};
+    scalar(&ot, TFL_OP_OPCODE_INDEX, 4, (uint64_t)ops[i].opcode);
+    int f_in = offset(&ot, TFL_OP_INPUTS);
+    int f_out = offset(&ot, TFL_OP_OUTPUTS);
+    int f_opt = -1;
+    if (ops[i].options_type != TFL_OPTIONS_NONE) {
+      scalar(&ot, TFL_OP_BUILTIN_OPTIONS_TYPE, 1,
+             (uint64_t)ops[i].options_type);
+      f_opt = offset(&ot, TFL_OP_BUILTIN_OPTIONS);
+    }
+    link(opvec + 4 + 4 * (size_t)i, write_table(&ot));
+    link(ot.pos[f_in], write_i32s(ops[i].in, (uint32_t)ops[i].nin));
+    link(ot.pos[f_out], write_i32s(ops[i].out, (uint32_t)ops[i].nout));
+    if (f_opt >= 0)
+      link(ot.pos[f_opt], write_table(&ops[i].options));
+  }
+
+  size_t bufvec = write_offsets(NUM_B);
+  link(model.pos[m_buffers], bufvec);
+  for (int i = 0; i < NUM_B; i++) {
+    table bt = {0};
+    int f_data = buffers[i].size ? offset(&bt, TFL_BUFFER_DATA) : -1;
+    link(bufvec + 4 + 4 * (size_t)i, write_table(&bt));
+    if (f_data >= 0) /* TFLite asks for 16-byte aligned buffer data */
+      link(bt.pos[f_data],
+           write_vector(buffers[i].data, buffers[i].size, 1, 16));
+  }
+
+  FILE *f = fopen(argv[1], "wb");
+  if (!f || fwrite(buf, 1, len, f) != len || fclose(f) != 0) {
+    fprintf(stderr, "gen_int8_model: cannot write %s\n", argv[1]);
+    return 1;
+  }
+  free(buf);
+  return 0;
+}
