@@ -33,7 +33,11 @@ try:
             line = line.strip()
             if not line:
                 continue
-            result = json.loads(line).get("result", "ERROR")
+            try:
+                result = json.loads(line).get("result", "ERROR")
+            except ValueError:
+                result = "unparsable log line"
+                print(f"test: {result}: {line[:60]}...")
             if result in ("OK", "EXPECTEDFAIL"):
                 passed += 1
             elif result == "SKIP":
@@ -81,9 +85,21 @@ else
 fi
 ninja -C "$builddir" || build_failed "ninja -C $builddir"
 
-# A stale log from an earlier run must not be counted.
-rm -f "$builddir/meson-logs/testlog.json"
+# meson's JSON test log (one object per test, "result": OK/FAIL/SKIP/...) is what we count. It gets
+# a name of its own for this run: a build dir shared with other `meson test` runs (which all write
+# meson-logs/testlog.json) must not mix their results into ours, nor a stale log be counted.
+# The logs are kept afterwards as meson-logs/testlog-test-sh.{json,txt}.
+logbase=testlog-test-sh-$$
 # shellcheck disable=SC2086
-meson test -C "$builddir" --print-errorlogs --no-rebuild \
+meson test -C "$builddir" --print-errorlogs --no-rebuild --logbase "$logbase" \
     --timeout-multiplier "$timeout_multiplier" $suites "$@" || true
-summarize "$builddir/meson-logs/testlog.json"
+log="$builddir/meson-logs/$logbase.json"
+status=0
+summarize "$log" || status=1
+for ext in json txt; do
+    if [ -f "$builddir/meson-logs/$logbase.$ext" ]; then
+        mv -f "$builddir/meson-logs/$logbase.$ext" "$builddir/meson-logs/testlog-test-sh.$ext"
+    fi
+done
+rm -f "$builddir/meson-logs/$logbase.junit.xml"
+exit $status

@@ -66,9 +66,13 @@ const char *cli_asset_dir(void);
 kestrel_status cli_load_sidecar(const char *model_path, const char *config,
                                 kestrel_sidecar *sc, kestrel_error *err);
 
-/* When input 0 of the model has dynamic dimensions, takes the input size
- * from the model's sidecar (if one is found) into lo. */
-void cli_shape_from_sidecar(const char *model_path, kestrel_load_options *lo);
+/* The sidecar's input size (if a sidecar is found) as input 0's shape in
+ * lo; 0 when set. */
+int cli_shape_from_sidecar(const char *model_path, kestrel_load_options *lo);
+/* kestrel_model_load, retried with the sidecar's input size when the model
+ * has dynamic input dimensions and lo gives no shape. */
+kestrel_status cli_load_model(const char *path, kestrel_load_options *lo,
+                              kestrel_model **model, kestrel_error *err);
 
 /* JSON string literal with escapes. */
 void json_string(FILE *f, const char *s);

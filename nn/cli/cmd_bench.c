@@ -97,13 +97,11 @@ int cmd_bench(int argc, char **argv) {
   if (optind != argc - 1)
     return cli_usage_error("bench ", "want exactly one MODEL");
   const char *path = argv[optind];
-  if (lo.input_shape_ndim == 0)
-    cli_shape_from_sidecar(path, &lo);
 
   kestrel_error err;
   kestrel_model *model;
   double t_load = now_ms();
-  if (kestrel_model_load(path, &lo, &model, &err))
+  if (cli_load_model(path, &lo, &model, &err))
     return cli_error("%s", err.message);
   t_load = now_ms() - t_load;
   kestrel_session *session;

@@ -75,9 +75,7 @@ int cmd_info(int argc, char **argv) {
   const char *path = argv[optind];
   kestrel_model *m;
   kestrel_error err;
-  if (lo.input_shape_ndim == 0)
-    cli_shape_from_sidecar(path, &lo);
-  if (kestrel_model_load(path, &lo, &m, &err) != KESTREL_OK)
+  if (cli_load_model(path, &lo, &m, &err) != KESTREL_OK)
     return cli_error("%s", err.message);
 
   kestrel_model_stats st;

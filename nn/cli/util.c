@@ -171,33 +171,36 @@ kestrel_status cli_load_sidecar(const char *model_path, const char *config,
   return kestrel_sidecar_load(path, sc, err);
 }
 
-/* Picks an input shape from the sidecar when input 0 is dynamic. */
-void cli_shape_from_sidecar(const char *model_path,
-                               kestrel_load_options *lo) {
-  kestrel_model *m;
-  kestrel_error err;
-  if (kestrel_model_load(model_path, lo, &m, &err) == KESTREL_OK) {
-    const kestrel_tensor *in = kestrel_model_input(m, 0);
-    int dynamic = 0;
-    for (int d = 0; in && d < in->ndim; d++)
-      dynamic |= in->dims[d] < 1;
-    kestrel_model_free(m);
-    if (!dynamic)
-      return;
-  }
+/* The sidecar's input size as input 0's shape, for models whose input
+ * has dynamic dimensions. Returns 0 when lo was set. */
+int cli_shape_from_sidecar(const char *model_path, kestrel_load_options *lo) {
   kestrel_sidecar sc;
+  kestrel_error err;
   if (cli_load_sidecar(model_path, NULL, &sc, &err))
-    return;
+    return -1;
   int w = sc.width, h = sc.height;
   if (sc.resize == KESTREL_RESIZE_MULTIPLE && (w < 1 || h < 1))
     w = h = sc.limit_side - sc.limit_side % sc.multiple;
-  if (w > 0 && h > 0) {
+  int set = w > 0 && h > 0;
+  if (set) {
     int64_t nchw[4] = {1, 3, h, w}, nhwc[4] = {1, h, w, 3};
     memcpy(lo->input_shape, sc.layout == KESTREL_LAYOUT_NHWC ? nhwc : nchw,
            sizeof(nchw));
     lo->input_shape_ndim = 4;
   }
   kestrel_sidecar_free(&sc);
+  return set ? 0 : -1;
+}
+
+/* Loads a model; when that fails on a dynamic input and no shape was
+ * given, retries with the sidecar's input size. */
+kestrel_status cli_load_model(const char *path, kestrel_load_options *lo,
+                              kestrel_model **model, kestrel_error *err) {
+  kestrel_status st = kestrel_model_load(path, lo, model, err);
+  if (st == KESTREL_ERROR_SHAPE && lo->input_shape_ndim == 0 &&
+      cli_shape_from_sidecar(path, lo) == 0)
+    st = kestrel_model_load(path, lo, model, err);
+  return st;
 }
 
 void json_string(FILE *f, const char *s) {

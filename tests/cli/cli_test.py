@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import zlib
 
 SOURCE = os.environ.get("KESTREL_SOURCE_DIR", ".")
 BUILD = os.environ.get("KESTREL_BUILD_DIR", "build")
@@ -338,6 +339,144 @@ def case_detect():
     # Text output and --threshold.
     rc, out, _ = kestrel("detect", FACE_SHORT, photos[0], "--threshold", "0.99")
     check(rc == 0 and "0 objects" in out, "threshold 0.99: %r" % out)
+
+
+# --- minimal PNG reading/writing (stdlib zlib) for making text-line crops --
+
+def read_png_rgb(path):
+    """8-bit, non-interlaced PNG (grey, RGB, palette, +alpha) to RGB rows."""
+    data = open(path, "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, plte = 8, b"", None
+    while pos < len(data):
+        n = struct.unpack(">I", data[pos:pos + 4])[0]
+        typ, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+        if typ == b"IHDR":
+            w, h, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", body)
+        elif typ == b"PLTE":
+            plte = body
+        elif typ == b"IDAT":
+            idat += body
+    assert depth == 8 and interlace == 0, "unsupported PNG"
+    bpp = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[ctype]
+    raw = zlib.decompress(idat)
+    stride, prev, rows, p = w * bpp, bytearray(w * bpp), [], 0
+    for _ in range(h):
+        f, line = raw[p], bytearray(raw[p + 1:p + 1 + stride])
+        p += 1 + stride
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else
+                                      b if pb <= pc else c)) & 255
+        rows.append(line)
+        prev = line
+    out = []
+    for line in rows:
+        rgb = bytearray()
+        for x in range(w):
+            if ctype == 3:
+                rgb += plte[3 * line[x]:3 * line[x] + 3]
+            elif ctype in (0, 4):
+                rgb += bytes([line[x * bpp]]) * 3
+            else:
+                rgb += line[x * bpp:x * bpp + 3]
+        out.append(rgb)
+    return w, h, out
+
+
+def write_png_rgb(path, w, h, rows):
+    def chunk(t, b):
+        return (struct.pack(">I", len(b)) + t + b +
+                struct.pack(">I", zlib.crc32(t + b) & 0xFFFFFFFF))
+    raw = b"".join(b"\x00" + bytes(r) for r in rows)
+    open(path, "wb").write(
+        b"\x89PNG\r\n\x1a\n" +
+        chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+        chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def crop_and_flip(rows, x0, y0, w, h):
+    crop = [r[3 * x0:3 * (x0 + w)] for r in rows[y0:y0 + h]]
+    flipped = [b"".join(bytes(r[3 * i:3 * i + 3]) for i in reversed(range(w)))
+               for r in reversed(crop)]
+    return crop, flipped
+
+
+def case_classify():
+    """PP-OCR direction classifier on crops of words from opencv-doc's
+    imageTextN.png, upright and turned 180 degrees."""
+    need(CLS)
+    src = os.path.join(CACHE, "opencv", "usr", "share", "doc", "opencv-doc",
+                       "examples", "data", "imageTextN.png")
+    need(src)
+    w, h, rows = read_png_rgb(src)
+    check((w, h) == (556, 257), "imageTextN.png is %dx%d" % (w, h))
+    with tempfile.TemporaryDirectory() as tmp:
+        files, want = [], []
+        # "technical details" on line 1, "our courses, we" on line 2.
+        for i, (x0, y0, cw, ch) in enumerate(((26, 14, 120, 24), (100, 30, 120, 24))):
+            crop, flipped = crop_and_flip(rows, x0, y0, cw, ch)
+            for rot, img in (("0", crop), ("180", flipped)):
+                path = os.path.join(tmp, "word%d_%s.png" % (i, rot))
+                write_png_rgb(path, cw, ch, img)
+                files.append(path)
+                want.append(rot)
+        rc, out, err = kestrel("detect", CLS, *files, "--json")
+        if not check(rc == 0, "detect exit %d %s" % (rc, err)):
+            return
+        for line, label in zip(out.splitlines(), want):
+            r = json.loads(line)
+            top = r["classes"][0]
+            check(top["label"] == label and top["score"] >= 0.9,
+                  "%s: %r, want %s" % (os.path.basename(r["image"]), r["classes"], label))
+            check(len(r["classes"]) == 2 and
+                  abs(sum(c["score"] for c in r["classes"]) - 1) < 1e-3,
+                  "classes %r" % r["classes"])
+
+
+def case_dbnet():
+    """PP-OCRv4 det on opencv-doc's paragraph of 13 text lines, upright and
+    rotated (the rotated copy rises ~9 degrees to the right)."""
+    need(DET)
+    data = os.path.join(CACHE, "opencv", "usr", "share", "doc", "opencv-doc",
+                        "examples", "data")
+    upright = os.path.join(data, "imageTextN.png")
+    rotated = os.path.join(data, "imageTextR.png")
+    need(upright)
+    need(rotated)
+    import math
+    rc, out, err = kestrel("detect", DET, upright, rotated, "--json")
+    if not check(rc == 0, "detect exit %d %s" % (rc, err)):
+        return
+    results = [json.loads(l) for l in out.splitlines()]
+    for r, lo, hi in ((results[0], -1.5, 1.5), (results[1], -12.0, -6.0)):
+        objs = r["objects"]
+        check(len(objs) == 13, "%s: %d text lines, want 13" % (r["image"], len(objs)))
+        for o in objs:
+            q = o["quad"]
+            angle = math.degrees(math.atan2(q[1][1] - q[0][1], q[1][0] - q[0][0]))
+            height = math.hypot(q[3][0] - q[0][0], q[3][1] - q[0][1])
+            width = math.hypot(q[1][0] - q[0][0], q[1][1] - q[0][1])
+            check(lo <= angle <= hi, "%s: line angle %.1f not in [%g, %g]"
+                  % (r["image"], angle, lo, hi))
+            check(10 <= height <= 30 and width > 200,
+                  "%s: line %gx%g" % (r["image"], width, height))
+            check(o["label"] == "text" and o["confidence"] >= 0.6, "object %r" % o)
+        # Lines do not overlap: sorted by the top-left corner, each starts
+        # below the previous one.
+        tops = sorted(o["quad"][0][1] for o in objs)
+        check(all(b - a > 8 for a, b in zip(tops, tops[1:])), "tops %r" % tops)
 
 
 def iou(a, b):

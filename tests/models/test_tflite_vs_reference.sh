@@ -5,7 +5,8 @@
 #
 #   test_tflite_vs_reference.sh NAME MODEL PHOTO SIZE TOLERANCE
 #
-# MODEL is relative to $KESTREL_CACHE/models, PHOTO to $KESTREL_CACHE. Needs
+# MODEL is relative to $KESTREL_CACHE/models (or an absolute path, for the
+# generated INT8 model), PHOTO to $KESTREL_CACHE. Needs
 # KESTREL_BUILD_DIR, KESTREL_SOURCE_DIR, KESTREL_CACHE (tests/meson.build
 # sets them), node, chromium, python3 with numpy. Missing data is a failure.
 set -eu
@@ -15,6 +16,7 @@ if [ $# -ne 5 ]; then
     exit 2
 fi
 name=$1 model=$KESTREL_CACHE/models/$2 photo=$KESTREL_CACHE/$3 size=$4 tol=$5
+case $2 in /*) model=$2 ;; esac
 
 fail() { echo "FAIL: $*"; exit 1; }
 

@@ -656,6 +656,67 @@ static void test_gemm(void) {
   }
 }
 
+/* TFLite FullyConnected as Gemm: int8 A [M,K], int8 B [N,K] (transB) with
+ * per-output-channel scales, int32 bias, int8 output. */
+static void test_gemm_q8(void) {
+  h_seed(6);
+  for (int iter = 0; iter < 40; iter++) {
+    int m = h_range(1, 5), k = h_range(1, 33), nn = h_range(1, 9);
+    int act = h_range(0, 1) ? KN_ACT_RELU6 : KN_ACT_NONE;
+    int8_t a[5 * 33], b[9 * 33];
+    int32_t bias[9], bz[9] = {0};
+    float bs[9];
+    for (int i = 0; i < m * k; i++)
+      a[i] = (int8_t)h_range(-128, 127);
+    for (int i = 0; i < nn * k; i++)
+      b[i] = (int8_t)h_range(-127, 127);
+    for (int i = 0; i < nn; i++) {
+      bias[i] = h_range(-500, 500);
+      bs[i] = h_uniform(0.002f, 0.02f);
+    }
+    float as = 0.05f, ys = h_uniform(0.02f, 0.1f);
+    int32_t az = h_range(-5, 5), yz = h_range(-128, -100);
+    int64_t ad[2] = {m, k}, bd[2] = {nn, k}, cd = nn;
+    kn_graph *g = kn_graph_new();
+    int ins[3] = {h_tensor(g, "a", KESTREL_DTYPE_I8, 2, ad, a),
+                  h_tensor(g, "b", KESTREL_DTYPE_I8, 2, bd, b),
+                  h_tensor(g, "c", KESTREL_DTYPE_I32, 1, &cd, bias)};
+    int ty = h_output(g, "y");
+    kn_tensor_set_quant(&g->tensors[ins[0]], -1, 1, &as, &az);
+    kn_tensor_set_quant(&g->tensors[ins[1]], 0, nn, bs, bz);
+    g->tensors[ty].dtype = KESTREL_DTYPE_I8;
+    kn_tensor_set_quant(&g->tensors[ty], -1, 1, &ys, &yz);
+    int ni = kn_graph_add_node(g, KN_OP_GEMM, "fc", NULL, ins, 3, &ty, 1);
+    kn_node_set_int(&g->nodes[ni], "transB", 1);
+    kn_node_set_int(&g->nodes[ni], "activation", act);
+    kestrel_error err = {{0}};
+    kestrel_status st = h_run_node(g, ni, &err);
+    if (st != KESTREL_OK) {
+      h_fail("gemm_q8", "status %d (%s) M=%d K=%d N=%d", st, err.message, m,
+             k, nn);
+    } else {
+      const int8_t *y = g->tensors[ty].data;
+      for (int i = 0; i < m * nn; i++) {
+        int r = i / nn, c = i % nn;
+        int32_t acc = bias[c];
+        for (int q = 0; q < k; q++)
+          acc += (a[r * k + q] - az) * b[c * k + q];
+        float real = (float)((double)acc * as * bs[c]);
+        if (act == KN_ACT_RELU6)
+          real = real < 0 ? 0 : (real > 6 ? 6 : real);
+        double qv = nearbyint((double)real / ys) + yz;
+        int want = qv < -128 ? -128 : (qv > 127 ? 127 : (int)qv);
+        if (y[i] != want) {
+          h_fail("gemm_q8", "M=%d K=%d N=%d act=%d at %d: got %d want %d", m,
+                 k, nn, act, i, y[i], want);
+          break;
+        }
+      }
+    }
+    kn_graph_free(g);
+  }
+}
+
 /* ---- MatMul -------------------------------------------------------------- */
 
 static void test_matmul(void) {
@@ -760,6 +821,7 @@ int main(void) {
   test_conv_q8();
   test_conv_transpose();
   test_gemm();
+  test_gemm_q8();
   test_matmul();
   if (h_failures) {
     fprintf(stderr, "%d failures\n", h_failures);

@@ -300,7 +300,7 @@ kestrel_status kestrel_dbnet_decode(const kestrel_dbnet_options *opt,
     if (fminf(rw, rh) < opt->min_size)
       continue;
     float score = quad_score(prob, width, height, q);
-    if (score < opt->box_threshold)
+    if (!(score >= opt->box_threshold)) /* NaN never passes */
       continue;
     /* Unclip: offsetting a rectangle outwards by d (round joins) and
      * taking the min-area rectangle again gives the same rectangle grown

@@ -201,7 +201,18 @@ kestrel_status kd_decode_ssd(const kestrel_sidecar *sc,
     yc = yc / o->y_scale * a[3] + a[1];
     w = w / o->w_scale * a[2];
     h = h / o->h_scale * a[3];
-    if (!(w > 0 && h > 0) || !isfinite(xc) || !isfinite(yc))
+    /* Garbage in the outputs (NaN, inf) must not reach callers' JSON. */
+    if (!(w > 0 && h > 0) || !isfinite(w) || !isfinite(h) || !isfinite(xc) ||
+        !isfinite(yc))
+      continue;
+    int finite = 1;
+    for (int k = 0; k < o->num_keypoints; k++) {
+      const float *kp = raw + (size_t)i * o->num_coords +
+                        o->keypoint_coord_offset +
+                        (size_t)k * o->num_values_per_keypoint;
+      finite &= isfinite(kp[0]) && isfinite(kp[1]);
+    }
+    if (!finite)
       continue;
     kestrel_object *obj = kd_push_object(res);
     if (!obj) {

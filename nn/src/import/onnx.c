@@ -591,8 +591,14 @@ static kestrel_status import_constant(importer *im, const Onnx__NodeProto *np,
   char what[300];
   snprintf(what, sizeof(what), "node '%s' (Constant) value", label);
 
-  if (strcmp(aname, "value") == 0 && a->t)
+  if (strcmp(aname, "value") == 0) {
+    if (!a->t)
+      return kn_fail(im->err, KESTREL_ERROR_MALFORMED,
+                     "node '%s' (Constant): attribute 'value' holds no "
+                     "tensor",
+                     label);
     return load_tensor(im, a->t, t, what);
+  }
 
   int64_t dims[1];
   void *data = NULL;

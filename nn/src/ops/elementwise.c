@@ -4,7 +4,13 @@
  * tested against, so they favour obvious code over speed; only float32
  * gets dedicated loops, other dtypes go through double/int64 element access.
  * Quantized (TFLite, per-tensor) tensors are dequantized, computed in float
- * and requantized to the output's params. */
+ * and requantized to the output's params (round half to even, saturate).
+ *
+ * Tolerance, for kernels tested against these: + - * / min max are exact
+ * IEEE float32; the transcendental ops are libm's float functions (a few
+ * ulp); f16 and f64 inputs are computed in float32 and converted back.
+ * Integer arithmetic wraps, and division by zero gives 0. Any input may be
+ * the same buffer as the output when their shapes are equal. */
 #include "ops_eltwise.h"
 
 #include <float.h>

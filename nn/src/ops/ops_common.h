@@ -233,8 +233,7 @@ void kn_matmul_batch_offsets(const kn_matmul_shape *s, int64_t bi,
 
 typedef struct kn_qconv {
   const kn_tensor *x, *w, *bias; /* bias int32 [M] or NULL */
-  kn_tensor *y;
-  int layout;
+  kn_tensor *y; /* layout comes from the node's attribute */
   int32_t x_zero;
   const kn_tensor *w_zero; /* NULL, scalar or [M] */
   int32_t w_zero_const;    /* used when w_zero == NULL */
@@ -270,7 +269,7 @@ typedef struct kn_qgemm {
   int64_t a_zero_count, b_zero_count; /* 1 = scalar, else per row/column */
   int32_t a_zero_const, b_zero_const;
   const int32_t *bias; /* [n] or NULL */
-  /* Output [m,n] at y + y_off; raw int32 or requantized as kn_qconv. */
+  /* Output [m,n] at y, row-major; raw int32 or requantized as kn_qconv. */
   void *y;
   kestrel_dtype y_dt;
   bool raw_int32;

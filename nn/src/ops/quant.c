@@ -269,7 +269,6 @@ static kestrel_status qconv_run(const kn_exec *ex, const kn_node *n,
   memset(&q, 0, sizeof(q));
   q.x = kn_in(g, n, 0);
   q.y = kn_out(g, n, 0);
-  q.layout = KN_LAYOUT_NCHW;
   if (kn_tensor_numel(q.y) == 0)
     return KESTREL_OK;
   if (qlinear) {

@@ -213,13 +213,128 @@ typedef struct op {
   table options;
 } op;
 
+typedef struct model {
+  const char *description;
+  const tensor *t;
+  int nt;
+  const buffer_data *buffers;
+  int nb;
+  op *ops;
+  int nops;
+  const int32_t (*opcodes)[2]; /* builtin code, version */
+  int32_t inputs[4], outputs[4];
+  int ninputs, noutputs;
+} model;
+
+/* Lays the whole model out into buf. */
+static void write_model(const model *m) {
+  /* root offset, file identifier, Model */
+  uint32_t zero = 0;
+  put(&zero, 4);
+  put(TFL_FILE_IDENTIFIER, 4);
+  table root = {0};
+  scalar(&root, TFL_MODEL_VERSION, 4, TFL_SCHEMA_VERSION);
+  int m_codes = offset(&root, TFL_MODEL_OPERATOR_CODES);
+  int m_subgraphs = offset(&root, TFL_MODEL_SUBGRAPHS);
+  int m_desc = offset(&root, TFL_MODEL_DESCRIPTION);
+  int m_buffers = offset(&root, TFL_MODEL_BUFFERS);
+  size_t model_pos = write_table(&root);
+  link(0, model_pos);
+
+  link(root.pos[m_desc], write_string(m->description));
+
+  size_t codes = write_offsets(m->nops);
+  link(root.pos[m_codes], codes);
+  for (int i = 0; i < m->nops; i++) {
+    table oc = {0};
+    scalar(&oc, TFL_OPCODE_DEPRECATED_BUILTIN_CODE, 1, (uint64_t)m->opcodes[i][0]);
+    scalar(&oc, TFL_OPCODE_VERSION, 4, (uint64_t)m->opcodes[i][1]);
+    scalar(&oc, TFL_OPCODE_BUILTIN_CODE, 4, (uint64_t)m->opcodes[i][0]);
+    link(codes + 4 + 4 * (size_t)i, write_table(&oc));
+  }
+
+  size_t subgraphs = write_offsets(1);
+  link(root.pos[m_subgraphs], subgraphs);
+  table sg = {0};
+  int s_tensors = offset(&sg, TFL_SUBGRAPH_TENSORS);
+  int s_inputs = offset(&sg, TFL_SUBGRAPH_INPUTS);
+  int s_outputs = offset(&sg, TFL_SUBGRAPH_OUTPUTS);
+  int s_ops = offset(&sg, TFL_SUBGRAPH_OPERATORS);
+  int s_name = offset(&sg, TFL_SUBGRAPH_NAME);
+  link(subgraphs + 4, write_table(&sg));
+  link(sg.pos[s_name], write_string("main"));
+  link(sg.pos[s_inputs], write_i32s(m->inputs, (uint32_t)m->ninputs));
+  link(sg.pos[s_outputs], write_i32s(m->outputs, (uint32_t)m->noutputs));
+
+  size_t tensors = write_offsets(m->nt);
+  link(sg.pos[s_tensors], tensors);
+  for (int i = 0; i < m->nt; i++) {
+    table tt = {0};
+    int f_shape = offset(&tt, TFL_TENSOR_SHAPE);
+    scalar(&tt, TFL_TENSOR_TYPE, 1, (uint64_t)m->t[i].type);
+    scalar(&tt, TFL_TENSOR_BUFFER, 4, (uint64_t)m->t[i].buffer);
+    int f_name = offset(&tt, TFL_TENSOR_NAME);
+    int f_quant = m->t[i].nq ? offset(&tt, TFL_TENSOR_QUANTIZATION) : -1;
+    link(tensors + 4 + 4 * (size_t)i, write_table(&tt));
+    link(tt.pos[f_shape], write_i32s(m->t[i].dims, (uint32_t)m->t[i].ndim));
+    link(tt.pos[f_name], write_string(m->t[i].name));
+    if (f_quant >= 0) {
+      table q = {0};
+      int f_scale = offset(&q, TFL_QUANT_SCALE);
+      int f_zp = offset(&q, TFL_QUANT_ZERO_POINT);
+      scalar(&q, TFL_QUANT_QUANTIZED_DIMENSION, 4, (uint64_t)m->t[i].qdim);
+      link(tt.pos[f_quant], write_table(&q));
+      link(q.pos[f_scale], write_vector(m->t[i].scale, (uint32_t)m->t[i].nq, 4, 4));
+      link(q.pos[f_zp], write_vector(m->t[i].zp, (uint32_t)m->t[i].nq, 8, 8));
+    }
+  }
+
+  size_t opvec = write_offsets(m->nops);
+  link(sg.pos[s_ops], opvec);
+  for (int i = 0; i < m->nops; i++) {
+    table ot = {0};
+    scalar(&ot, TFL_OP_OPCODE_INDEX, 4, (uint64_t)m->ops[i].opcode);
+    int f_in = offset(&ot, TFL_OP_INPUTS);
+    int f_out = offset(&ot, TFL_OP_OUTPUTS);
+    int f_opt = -1;
+    if (m->ops[i].options_type != TFL_OPTIONS_NONE) {
+      scalar(&ot, TFL_OP_BUILTIN_OPTIONS_TYPE, 1,
+             (uint64_t)m->ops[i].options_type);
+      f_opt = offset(&ot, TFL_OP_BUILTIN_OPTIONS);
+    }
+    link(opvec + 4 + 4 * (size_t)i, write_table(&ot));
+    link(ot.pos[f_in], write_i32s(m->ops[i].in, (uint32_t)m->ops[i].nin));
+    link(ot.pos[f_out], write_i32s(m->ops[i].out, (uint32_t)m->ops[i].nout));
+    if (f_opt >= 0)
+      link(ot.pos[f_opt], write_table(&m->ops[i].options));
+  }
+
+  size_t bufvec = write_offsets(m->nb);
+  link(root.pos[m_buffers], bufvec);
+  for (int i = 0; i < m->nb; i++) {
+    table bt = {0};
+    int f_data = m->buffers[i].size ? offset(&bt, TFL_BUFFER_DATA) : -1;
+    link(bufvec + 4 + 4 * (size_t)i, write_table(&bt));
+    if (f_data >= 0) /* TFLite asks for 16-byte aligned buffer data */
+      link(bt.pos[f_data],
+           write_vector(m->buffers[i].data, m->buffers[i].size, 1, 16));
+  }
+
+}
+
+static int save(const char *path) {
+  FILE *f = fopen(path, "wb");
+  if (!f || fwrite(buf, 1, len, f) != len || fclose(f) != 0) {
+    fprintf(stderr, "gen_int8_model: cannot write %s\n", path);
+    return 1;
+  }
+  free(buf);
+  return 0;
+}
+
 enum { NUM_T = 17, NUM_B = 8, NUM_OPS = 9 };
 
-int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: %s OUT.tflite\n", argv[0]);
-    return 2;
-  }
+static void build_int8(void) {
   const float s_in = 1.0f / 128, s_conv = 6.0f / 255, s_dw = 4.0f / 255;
   const float s_add = 10.0f / 255, s_fc = 12.0f / 255;
 
@@ -255,7 +370,7 @@ int main(int argc, char **argv) {
   {
     float w[32], mx = 1e-6f;
     for (int i = 0; i < 32; i++) {
-      w[i] = uniform(-1.0f, 1.0f);
+      w[i] = uniform(-0.3f, 0.3f);
       mx = fmaxf(mx, fabsf(w[i]));
     }
     fc_ws = mx / 127;
@@ -342,104 +457,140 @@ int main(int argc, char **argv) {
   f32field(&ops[7].options, TFL_SOFTMAX_BETA, 1.0f);
   ops[8] = (op){8, 1, 1, {15}, {16}, TFL_OPTIONS_NONE, {0}};
 
-  /* root offset, file identifier, Model */
-  uint32_t zero = 0;
-  put(&zero, 4);
-  put(TFL_FILE_IDENTIFIER, 4);
-  table model = {0};
-  scalar(&model, TFL_MODEL_VERSION, 4, TFL_SCHEMA_VERSION);
-  int m_codes = offset(&model, TFL_MODEL_OPERATOR_CODES);
-  int m_subgraphs = offset(&model, TFL_MODEL_SUBGRAPHS);
-  int m_desc = offset(&model, TFL_MODEL_DESCRIPTION);
-  int m_buffers = offset(&model, TFL_MODEL_BUFFERS);
-  size_t model_pos = write_table(&model);
-  link(0, model_pos);
+  model m = {"kestrel int8 test model", t, NUM_T, buffers, NUM_B, ops, NUM_OPS,
+             opcodes, {0}, {16}, 1, 1};
+  write_model(&m);
+}
 
-  link(model.pos[m_desc], write_string("kestrel int8 test model"));
+static void fill(float *w, int n, float lo, float hi) {
+  for (int i = 0; i < n; i++)
+    w[i] = uniform(lo, hi);
+}
 
-  size_t codes = write_offsets(NUM_OPS);
-  link(model.pos[m_codes], codes);
-  for (int i = 0; i < NUM_OPS; i++) {
-    table oc = {0};
-    scalar(&oc, TFL_OPCODE_DEPRECATED_BUILTIN_CODE, 1, (uint64_t)opcodes[i][0]);
-    scalar(&oc, TFL_OPCODE_VERSION, 4, (uint64_t)opcodes[i][1]);
-    scalar(&oc, TFL_OPCODE_BUILTIN_CODE, 4, (uint64_t)opcodes[i][0]);
-    link(codes + 4 + 4 * (size_t)i, write_table(&oc));
+/* Float model exercising the ops BlazeFace does not use. */
+static void build_float_ops(void) {
+  static float conv_w[6 * 3 * 3 * 3], conv_b[6], tconv_w[5 * 3 * 3 * 6],
+      tconv_b[5], alpha[5], fc_w[3 * 5], fc_b[3];
+  static const int32_t tconv_shape[4] = {1, 16, 16, 5}, bilinear_size[2] = {12, 12},
+                       nearest_size[2] = {24, 24}, mean_axes[2] = {1, 2},
+                       paddings[8] = {0, 0, 1, 2, 0, 1, 0, 0};
+  fill(conv_w, 162, -0.5f, 0.5f);
+  fill(conv_b, 6, -0.2f, 0.2f);
+  fill(tconv_w, 270, -0.5f, 0.5f);
+  fill(tconv_b, 5, -0.2f, 0.2f);
+  fill(alpha, 5, 0.05f, 0.5f);
+  fill(fc_w, 15, -2.0f, 2.0f);
+  fill(fc_b, 3, -0.5f, 0.5f);
+  const buffer_data buffers[] = {
+      {NULL, 0},
+      {conv_w, sizeof(conv_w)},
+      {conv_b, sizeof(conv_b)},
+      {tconv_shape, sizeof(tconv_shape)},
+      {tconv_w, sizeof(tconv_w)},
+      {tconv_b, sizeof(tconv_b)},
+      {alpha, sizeof(alpha)},
+      {bilinear_size, sizeof(bilinear_size)},
+      {nearest_size, sizeof(nearest_size)},
+      {paddings, sizeof(paddings)},
+      {mean_axes, sizeof(mean_axes)},
+      {fc_w, sizeof(fc_w)},
+      {fc_b, sizeof(fc_b)},
+  };
+  enum { F = TFL_TYPE_FLOAT32, I = TFL_TYPE_INT32 };
+  const tensor t[] = {
+      {"input", F, 4, {1, 8, 8, 3}, 0, 0, {0}, {0}, 0},
+      {"conv/weights", F, 4, {6, 3, 3, 3}, 1, 0, {0}, {0}, 0},
+      {"conv/bias", F, 1, {6}, 2, 0, {0}, {0}, 0},
+      {"conv", F, 4, {1, 8, 8, 6}, 0, 0, {0}, {0}, 0},
+      {"hard_swish", F, 4, {1, 8, 8, 6}, 0, 0, {0}, {0}, 0},
+      {"tconv/output_shape", I, 1, {4}, 3, 0, {0}, {0}, 0},
+      {"tconv/weights", F, 4, {5, 3, 3, 6}, 4, 0, {0}, {0}, 0},
+      {"tconv/bias", F, 1, {5}, 5, 0, {0}, {0}, 0},
+      {"tconv", F, 4, {1, 16, 16, 5}, 0, 0, {0}, {0}, 0},
+      {"prelu/alpha", F, 3, {1, 1, 5}, 6, 0, {0}, {0}, 0},
+      {"prelu", F, 4, {1, 16, 16, 5}, 0, 0, {0}, {0}, 0},
+      {"avgpool", F, 4, {1, 8, 8, 5}, 0, 0, {0}, {0}, 0},
+      {"bilinear/size", I, 1, {2}, 7, 0, {0}, {0}, 0},
+      {"bilinear", F, 4, {1, 12, 12, 5}, 0, 0, {0}, {0}, 0},
+      {"nearest/size", I, 1, {2}, 8, 0, {0}, {0}, 0},
+      {"nearest", F, 4, {1, 24, 24, 5}, 0, 0, {0}, {0}, 0},
+      {"pad/paddings", I, 2, {4, 2}, 9, 0, {0}, {0}, 0},
+      {"pad", F, 4, {1, 27, 25, 5}, 0, 0, {0}, {0}, 0},
+      {"logistic", F, 4, {1, 27, 25, 5}, 0, 0, {0}, {0}, 0},
+      {"mean/axes", I, 1, {2}, 10, 0, {0}, {0}, 0},
+      {"mean", F, 4, {1, 1, 1, 5}, 0, 0, {0}, {0}, 0},
+      {"fc/weights", F, 2, {3, 5}, 11, 0, {0}, {0}, 0},
+      {"fc/bias", F, 1, {3}, 12, 0, {0}, {0}, 0},
+      {"fc", F, 4, {1, 1, 1, 3}, 0, 0, {0}, {0}, 0},
+      {"softmax", F, 4, {1, 1, 1, 3}, 0, 0, {0}, {0}, 0},
+      {"relu6", F, 4, {1, 16, 16, 5}, 0, 0, {0}, {0}, 0},
+      {"concat", F, 4, {1, 8, 8, 10}, 0, 0, {0}, {0}, 0},
+      {"square", F, 4, {1, 27, 25, 5}, 0, 0, {0}, {0}, 0},
+  };
+  static const int32_t opcodes[][2] = {
+      {TFL_BUILTIN_CONV_2D, 2},          {TFL_BUILTIN_HARD_SWISH, 1},
+      {TFL_BUILTIN_TRANSPOSE_CONV, 3},   {TFL_BUILTIN_PRELU, 1},
+      {TFL_BUILTIN_RELU6, 1},            {TFL_BUILTIN_AVERAGE_POOL_2D, 1},
+      {TFL_BUILTIN_RESIZE_BILINEAR, 3},  {TFL_BUILTIN_RESIZE_NEAREST_NEIGHBOR, 1},
+      {TFL_BUILTIN_PAD, 1},              {TFL_BUILTIN_LOGISTIC, 1},
+      {TFL_BUILTIN_MUL, 1},              {TFL_BUILTIN_MEAN, 1},
+      {TFL_BUILTIN_FULLY_CONNECTED, 5},  {TFL_BUILTIN_SOFTMAX, 1},
+      {TFL_BUILTIN_CONCATENATION, 1},
+  };
+  enum { NOPS = 15 };
+  static op ops[NOPS];
+  memset(ops, 0, sizeof(ops));
+  ops[0] = (op){0, 3, 1, {0, 1, 2}, {3}, TFL_OPTIONS_CONV2D, {0}};
+  scalar(&ops[0].options, TFL_CONV2D_PADDING, 1, TFL_PADDING_SAME);
+  scalar(&ops[0].options, TFL_CONV2D_STRIDE_W, 4, 1);
+  scalar(&ops[0].options, TFL_CONV2D_STRIDE_H, 4, 1);
+  scalar(&ops[0].options, TFL_CONV2D_DILATION_W, 4, 2);
+  scalar(&ops[0].options, TFL_CONV2D_DILATION_H, 4, 2);
+  ops[1] = (op){1, 1, 1, {3}, {4}, TFL_OPTIONS_NONE, {0}};
+  ops[2] = (op){2, 4, 1, {5, 6, 4, 7}, {8}, TFL_OPTIONS_TRANSPOSE_CONV, {0}};
+  scalar(&ops[2].options, TFL_TCONV_PADDING, 1, TFL_PADDING_SAME);
+  scalar(&ops[2].options, TFL_TCONV_STRIDE_W, 4, 2);
+  scalar(&ops[2].options, TFL_TCONV_STRIDE_H, 4, 2);
+  ops[3] = (op){3, 2, 1, {8, 9}, {10}, TFL_OPTIONS_NONE, {0}};
+  ops[4] = (op){4, 1, 1, {10}, {25}, TFL_OPTIONS_NONE, {0}};
+  ops[5] = (op){5, 1, 1, {10}, {11}, TFL_OPTIONS_POOL2D, {0}};
+  scalar(&ops[5].options, TFL_POOL_PADDING, 1, TFL_PADDING_SAME);
+  scalar(&ops[5].options, TFL_POOL_STRIDE_W, 4, 2);
+  scalar(&ops[5].options, TFL_POOL_STRIDE_H, 4, 2);
+  scalar(&ops[5].options, TFL_POOL_FILTER_W, 4, 3);
+  scalar(&ops[5].options, TFL_POOL_FILTER_H, 4, 3);
+  ops[6] = (op){6, 2, 1, {11, 12}, {13}, TFL_OPTIONS_RESIZE_BILINEAR, {0}};
+  scalar(&ops[6].options, TFL_RESIZE_BILINEAR_HALF_PIXEL_CENTERS, 1, 1);
+  ops[7] = (op){7, 2, 1, {13, 14}, {15}, TFL_OPTIONS_RESIZE_NEAREST_NEIGHBOR,
+                {0}};
+  scalar(&ops[7].options, TFL_RESIZE_NEAREST_ALIGN_CORNERS, 1, 1);
+  ops[8] = (op){8, 2, 1, {15, 16}, {17}, TFL_OPTIONS_NONE, {0}};
+  ops[9] = (op){9, 1, 1, {17}, {18}, TFL_OPTIONS_NONE, {0}};
+  ops[10] = (op){10, 2, 1, {18, 18}, {27}, TFL_OPTIONS_MUL, {0}};
+  scalar(&ops[10].options, TFL_ARITH_FUSED_ACTIVATION, 1, TFL_ACT_NONE);
+  ops[11] = (op){11, 2, 1, {27, 19}, {20}, TFL_OPTIONS_REDUCER, {0}};
+  scalar(&ops[11].options, TFL_REDUCER_KEEP_DIMS, 1, 1);
+  ops[12] = (op){12, 3, 1, {20, 21, 22}, {23}, TFL_OPTIONS_FULLY_CONNECTED, {0}};
+  scalar(&ops[12].options, TFL_FC_KEEP_NUM_DIMS, 1, 1);
+  ops[13] = (op){13, 1, 1, {23}, {24}, TFL_OPTIONS_SOFTMAX, {0}};
+  f32field(&ops[13].options, TFL_SOFTMAX_BETA, 0.5f);
+  ops[14] = (op){14, 2, 1, {11, 11}, {26}, TFL_OPTIONS_CONCATENATION, {0}};
+  scalar(&ops[14].options, TFL_CONCAT_AXIS, 4, (uint64_t)(uint32_t)-1);
+  scalar(&ops[14].options, TFL_CONCAT_FUSED_ACTIVATION, 1, TFL_ACT_NONE);
+  model m = {"kestrel float ops test model", t, (int)(sizeof(t) / sizeof(t[0])),
+             buffers, (int)(sizeof(buffers) / sizeof(buffers[0])), ops, NOPS,
+             opcodes, {0}, {24, 25, 26}, 1, 3};
+  write_model(&m);
+}
+
+int main(int argc, char **argv) {
+  if (argc == 2) {
+    build_int8();
+  } else if (argc == 3 && strcmp(argv[2], "float-ops") == 0) {
+    build_float_ops();
+  } else {
+    fprintf(stderr, "usage: %s OUT.tflite [float-ops]\n", argv[0]);
+    return 2;
   }
-
-  size_t subgraphs = write_offsets(1);
-  link(model.pos[m_subgraphs], subgraphs);
-  table sg = {0};
-  int s_tensors = offset(&sg, TFL_SUBGRAPH_TENSORS);
-  int s_inputs = offset(&sg, TFL_SUBGRAPH_INPUTS);
-  int s_outputs = offset(&sg, TFL_SUBGRAPH_OUTPUTS);
-  int s_ops = offset(&sg, TFL_SUBGRAPH_OPERATORS);
-  int s_name = offset(&sg, TFL_SUBGRAPH_NAME);
-  link(subgraphs + 4, write_table(&sg));
-  link(sg.pos[s_name], write_string("main"));
-  static const int32_t sg_in[1] = {0}, sg_out[1] = {16};
-  link(sg.pos[s_inputs], write_i32s(sg_in, 1));
-  link(sg.pos[s_outputs], write_i32s(sg_out, 1));
-
-  size_t tensors = write_offsets(NUM_T);
-  link(sg.pos[s_tensors], tensors);
-  for (int i = 0; i < NUM_T; i++) {
-    table tt = {0};
-    int f_shape = offset(&tt, TFL_TENSOR_SHAPE);
-    scalar(&tt, TFL_TENSOR_TYPE, 1, (uint64_t)t[i].type);
-    scalar(&tt, TFL_TENSOR_BUFFER, 4, (uint64_t)t[i].buffer);
-    int f_name = offset(&tt, TFL_TENSOR_NAME);
-    int f_quant = t[i].nq ? offset(&tt, TFL_TENSOR_QUANTIZATION) : -1;
-    link(tensors + 4 + 4 * (size_t)i, write_table(&tt));
-    link(tt.pos[f_shape], write_i32s(t[i].dims, (uint32_t)t[i].ndim));
-    link(tt.pos[f_name], write_string(t[i].name));
-    if (f_quant >= 0) {
-      table q = {0};
-      int f_scale = offset(&q, TFL_QUANT_SCALE);
-      int f_zp = offset(&q, TFL_QUANT_ZERO_POINT);
-      scalar(&q, TFL_QUANT_QUANTIZED_DIMENSION, 4, (uint64_t)t[i].qdim);
-      link(tt.pos[f_quant], write_table(&q));
-      link(q.pos[f_scale], write_vector(t[i].scale, (uint32_t)t[i].nq, 4, 4));
-      link(q.pos[f_zp], write_vector(t[i].zp, (uint32_t)t[i].nq, 8, 8));
-    }
-  }
-
-  size_t opvec = write_offsets(NUM_OPS);
-  link(sg.pos[s_ops], opvec);
-  for (int i = 0; i < NUM_OPS; i++) {
-    table ot = {0};
-    scalar(&ot, TFL_OP_OPCODE_INDEX, 4, (uint64_t)ops[i].opcode);
-    int f_in = offset(&ot, TFL_OP_INPUTS);
-    int f_out = offset(&ot, TFL_OP_OUTPUTS);
-    int f_opt = -1;
-    if (ops[i].options_type != TFL_OPTIONS_NONE) {
-      scalar(&ot, TFL_OP_BUILTIN_OPTIONS_TYPE, 1,
-             (uint64_t)ops[i].options_type);
-      f_opt = offset(&ot, TFL_OP_BUILTIN_OPTIONS);
-    }
-    link(opvec + 4 + 4 * (size_t)i, write_table(&ot));
-    link(ot.pos[f_in], write_i32s(ops[i].in, (uint32_t)ops[i].nin));
-    link(ot.pos[f_out], write_i32s(ops[i].out, (uint32_t)ops[i].nout));
-    if (f_opt >= 0)
-      link(ot.pos[f_opt], write_table(&ops[i].options));
-  }
-
-  size_t bufvec = write_offsets(NUM_B);
-  link(model.pos[m_buffers], bufvec);
-  for (int i = 0; i < NUM_B; i++) {
-    table bt = {0};
-    int f_data = buffers[i].size ? offset(&bt, TFL_BUFFER_DATA) : -1;
-    link(bufvec + 4 + 4 * (size_t)i, write_table(&bt));
-    if (f_data >= 0) /* TFLite asks for 16-byte aligned buffer data */
-      link(bt.pos[f_data],
-           write_vector(buffers[i].data, buffers[i].size, 1, 16));
-  }
-
-  FILE *f = fopen(argv[1], "wb");
-  if (!f || fwrite(buf, 1, len, f) != len || fclose(f) != 0) {
-    fprintf(stderr, "gen_int8_model: cannot write %s\n", argv[1]);
-    return 1;
-  }
-  free(buf);
-  return 0;
+  return save(argv[1]);
 }

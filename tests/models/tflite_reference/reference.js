@@ -4,6 +4,16 @@
 // Any failure is POSTed to /error so the driver can stop at once.
 'use strict';
 
+// The wasm runtime reports why a model fails to load on the console only.
+const consoleLines = [];
+for (const level of ['log', 'warn', 'error']) {
+  const original = console[level].bind(console);
+  console[level] = (...args) => {
+    consoleLines.push(args.map(String).join(' '));
+    original(...args);
+  };
+}
+
 function status(text) {
   const el = document.getElementById('status');
   if (el) el.textContent = text;
@@ -70,5 +80,6 @@ async function main() {
 
 main().catch(async e => {
   status('error: ' + e);
-  await post('/error', {message: String(e && e.stack || e)});
+  await post('/error', {message: String(e && e.stack || e) + '\nconsole:\n' +
+                                 consoleLines.slice(-20).join('\n')});
 });

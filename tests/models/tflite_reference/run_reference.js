@@ -80,7 +80,7 @@ function finish(code, msg) {
   // Chromium writes its profile until it is gone: remove it after exit.
   const done = () => {
     try {
-      fs.rmSync(profile, {recursive: true, force: true, maxRetries: 5});
+      fs.rmSync(profile, {recursive: true, force: true, maxRetries: 10, retryDelay: 200});
     } catch (e) {
       console.error('run_reference: could not remove ' + profile + ': ' + e);
     }
@@ -89,7 +89,12 @@ function finish(code, msg) {
   if (browser && browser.exitCode === null && browser.signalCode === null) {
     browser.removeAllListeners('exit');
     browser.once('exit', done);
-    browser.kill('SIGKILL');
+    // Its own process group: the renderer and zygote go with it.
+    try {
+      process.kill(-browser.pid, 'SIGKILL');
+    } catch (e) {
+      browser.kill('SIGKILL');
+    }
     setTimeout(done, 5000).unref();
   } else {
     done();
@@ -143,7 +148,7 @@ server.listen(0, '127.0.0.1', () => {
     '--disable-component-update', '--disable-sync', '--no-first-run',
     '--disable-dev-shm-usage', `--user-data-dir=${profile}`,
     // Keeps the page alive after load; the driver kills the browser itself.
-    '--remote-debugging-port=0', url], {stdio: ['ignore', 'ignore', 'pipe']});
+    '--remote-debugging-port=0', url], {stdio: ['ignore', 'ignore', 'pipe'], detached: true});
   let log = '';
   browser.stderr.on('data', d => { log = (log + d).slice(-4000); });
   browser.on('exit', code => finish(1, `chromium exited (${code}) before results:\n${log}`));

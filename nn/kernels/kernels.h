@@ -1,0 +1,147 @@
+/* Kestrel's compute kernels: the contract between the graph (ops/) and the
+ * per-ISA implementations in nn/kernels/<family>/.
+ *
+ * Every family has a portable C reference (`__ref`), the oracle, and fast
+ * variants (`__avx2`, `__neon`) chosen at run time. Integer kernels are
+ * bit-exact with the reference; float kernels state their tolerance.
+ *
+ *   const kn_kernels *k = kn_kernels_get();          // active ISA
+ *   size_t bytes = kn_qs8_gemm_packed_size(N, K);
+ *   kn_qs8_gemm_pack(N, K, weights, bias, a_zero_point, packed);
+ *   k->qs8_gemm(M, N, K, a, lda, packed, c, ldc, &requant);
+ *
+ * Packed weight layouts are ISA-independent: the same bytes run on every
+ * path (so compiled .kestrel files are portable and the paths comparable).
+ * Kernels never allocate; scratch they need is sized by a _scratch_size()
+ * function and handed in.
+ */
+#ifndef KESTREL_KERNELS_H
+#define KESTREL_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum kn_isa {
+  KN_ISA_REF = 0,
+  KN_ISA_AVX2 = 1, /* x86-64 AVX2 + FMA */
+  KN_ISA_NEON = 2, /* aarch64 Advanced SIMD */
+} kn_isa;
+
+/* Best ISA this CPU supports, unless KESTREL_ISA=ref|avx2|neon forces one
+ * (forcing one the CPU lacks falls back to ref with a warning). */
+kn_isa kn_isa_detect(void);
+const char *kn_isa_name(kn_isa isa);
+
+/* --- requantization -------------------------------------------------------
+ * int8 outputs: out = clamp(lrintf((float)acc * scale[n]) + zero_point,
+ *                           out_min, out_max)
+ * acc is the int32 accumulator including bias. The float product and the
+ * round-half-to-even conversion are exactly what cvtps2dq / fcvtns do, so
+ * every path gives identical bytes (kernel files build with
+ * -ffp-contract=off). out_min/out_max carry fused Relu/Relu6/clip. */
+typedef struct kn_qs8_requant {
+  const float *scale; /* per output channel, in_scale * w_scale / out_scale */
+  int32_t zero_point; /* output zero point, [-128, 127] */
+  int32_t out_min, out_max; /* [-128, 127], out_min <= out_max */
+} kn_qs8_requant;
+
+/* --- qs8 GEMM: C[M,N] = requant(A[M,K] . W[N,K]^T + bias') ----------------
+ * A: int8 rows (activations, NHWC pixels or im2col rows), stride lda bytes.
+ * W: int8 symmetric per-channel weights. bias': int32 bias minus
+ *    a_zero_point * sum_k W[n,k], folded at pack time, so A is used raw.
+ * Packed: blocks of KN_QS8_GEMM_NR channels, K padded to a multiple of
+ * KN_QS8_GEMM_KR with zero weights; layout documented in qs8-gemm/pack.c. */
+#define KN_QS8_GEMM_NR 8
+#define KN_QS8_GEMM_KR 4
+size_t kn_qs8_gemm_packed_size(size_t n, size_t k);
+void kn_qs8_gemm_pack(size_t n, size_t k, const int8_t *weights,
+                      const int32_t *bias, int32_t a_zero_point, void *packed);
+typedef void (*kn_qs8_gemm_fn)(size_t m, size_t n, size_t k,
+                               const int8_t *a, size_t lda,
+                               const void *packed, int8_t *c, size_t ldc,
+                               const kn_qs8_requant *rq);
+
+/* --- qs8 depthwise conv, NHWC, one image --------------------------------
+ * Kernel sizes 3x3 and 5x5 with strides 1 and 2 are fast; any other size
+ * runs the reference (same packed layout). Padding reads a_zero_point. */
+typedef struct kn_dwconv_params {
+  size_t in_h, in_w, channels;
+  size_t out_h, out_w;
+  size_t kernel_h, kernel_w;
+  size_t stride_h, stride_w;
+  size_t dilation_h, dilation_w;
+  size_t pad_top, pad_left; /* bottom/right follow from out_h/out_w */
+} kn_dwconv_params;
+size_t kn_qs8_dwconv_packed_size(size_t channels, size_t kh, size_t kw);
+void kn_qs8_dwconv_pack(size_t channels, size_t kh, size_t kw,
+                        const int8_t *weights /* [C][KH][KW] */,
+                        const int32_t *bias, void *packed);
+typedef void (*kn_qs8_dwconv_fn)(const kn_dwconv_params *p, const int8_t *in,
+                                 int32_t a_zero_point, const void *packed,
+                                 int8_t *out, const kn_qs8_requant *rq);
+
+/* --- f32 GEMM: C[M,N] = act(A[M,K] . W[N,K]^T + bias) ---------------------
+ * Tolerance vs reference: 1e-5 relative (summation order differs). */
+#define KN_F32_GEMM_NR 16
+size_t kn_f32_gemm_packed_size(size_t n, size_t k);
+void kn_f32_gemm_pack(size_t n, size_t k, const float *weights,
+                      const float *bias, void *packed);
+typedef void (*kn_f32_gemm_fn)(size_t m, size_t n, size_t k, const float *a,
+                               size_t lda, const void *packed, float *c,
+                               size_t ldc, float out_min, float out_max);
+
+/* --- f32 depthwise conv, NHWC ----------------------------------------------*/
+size_t kn_f32_dwconv_packed_size(size_t channels, size_t kh, size_t kw);
+void kn_f32_dwconv_pack(size_t channels, size_t kh, size_t kw,
+                        const float *weights /* [C][KH][KW] */,
+                        const float *bias, void *packed);
+typedef void (*kn_f32_dwconv_fn)(const kn_dwconv_params *p, const float *in,
+                                 const void *packed, float *out,
+                                 float out_min, float out_max);
+
+/* --- im2col for k x k convs, NHWC -> rows of KH*KW*C ------------------------
+ * Writes rows [row_begin, row_end) of the M = out_h*out_w row matrix; pad
+ * value is a_zero_point (int8) or 0 (f32). */
+typedef struct kn_conv_geometry {
+  size_t in_h, in_w, in_c;
+  size_t out_h, out_w;
+  size_t kernel_h, kernel_w;
+  size_t stride_h, stride_w;
+  size_t dilation_h, dilation_w;
+  size_t pad_top, pad_left;
+} kn_conv_geometry;
+void kn_qs8_im2col(const kn_conv_geometry *g, const int8_t *in,
+                   int8_t pad_value, size_t row_begin, size_t row_end,
+                   int8_t *rows);
+void kn_f32_im2col(const kn_conv_geometry *g, const float *in,
+                   size_t row_begin, size_t row_end, float *rows);
+
+/* The active implementation of every family. */
+typedef struct kn_kernels {
+  kn_isa isa;
+  kn_qs8_gemm_fn qs8_gemm;
+  kn_qs8_dwconv_fn qs8_dwconv;
+  kn_f32_gemm_fn f32_gemm;
+  kn_f32_dwconv_fn f32_dwconv;
+} kn_kernels;
+
+/* Table for the detected (or forced) ISA. */
+const kn_kernels *kn_kernels_get(void);
+/* Table for one ISA, NULL if not compiled in or unsupported by this CPU. */
+const kn_kernels *kn_kernels_for(kn_isa isa);
+
+/* References, always available (the test oracles). */
+void kestrel_qs8_gemm__ref(size_t m, size_t n, size_t k, const int8_t *a,
+                           size_t lda, const void *packed, int8_t *c,
+                           size_t ldc, const kn_qs8_requant *rq);
+void kestrel_qs8_dwconv__ref(const kn_dwconv_params *p, const int8_t *in,
+                             int32_t a_zero_point, const void *packed,
+                             int8_t *out, const kn_qs8_requant *rq);
+void kestrel_f32_gemm__ref(size_t m, size_t n, size_t k, const float *a,
+                           size_t lda, const void *packed, float *c,
+                           size_t ldc, float out_min, float out_max);
+void kestrel_f32_dwconv__ref(const kn_dwconv_params *p, const float *in,
+                             const void *packed, float *out, float out_min,
+                             float out_max);
+
+#endif
