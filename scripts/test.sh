@@ -2,7 +2,8 @@
 # Run Kestrel's test suite and end with one summary line: "N passed, N failed[, N skipped]".
 #
 #   scripts/test.sh              # set-up, build, every suite in build/
-#   scripts/test.sh --sanitize   # also build build-asan (ASan+UBSan) and run the unit tests there
+#   scripts/test.sh --sanitize   # instead: build build-asan (ASan+UBSan), run the unit tests there
+#                                # (with the conformance, cli and fuzz-regression suites)
 #   scripts/test.sh -- ARGS      # extra arguments for `meson test` (e.g. --suite ort)
 #
 # Exits nonzero if any test failed (or nothing could be run).
@@ -72,9 +73,11 @@ if [ "$sanitize" = yes ]; then
         meson setup "$builddir" -Db_sanitize=address,undefined -Db_lundef=false \
             -Dbuildtype=debugoptimized || build_failed "meson setup $builddir"
     fi
-    # Unit tests only: the model comparisons run the same code on bigger inputs and are slow
-    # under ASan. UBSan stops on the first report so that it counts as a failure.
-    suites="--suite unit"
+    # The unit tests, plus the other quick suites that feed the engine odd inputs (ONNX node
+    # tests, CLI error paths, fuzz regressions); not the model comparisons, which run the same
+    # code on big inputs through node/chromium. UBSan stops on the first report so that it
+    # counts as a failure.
+    suites="--suite unit --suite conformance --suite cli --suite fuzz"
     export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace=1}"
     export ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=1:detect_leaks=1}"
     timeout_multiplier=4
@@ -94,6 +97,7 @@ logbase=testlog-test-sh-$$
 meson test -C "$builddir" --print-errorlogs --no-rebuild --logbase "$logbase" \
     --timeout-multiplier "$timeout_multiplier" $suites "$@" || true
 log="$builddir/meson-logs/$logbase.json"
+echo "test: logs kept as $builddir/meson-logs/testlog-test-sh.{json,txt}"
 status=0
 summarize "$log" || status=1
 for ext in json txt; do

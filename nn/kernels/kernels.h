@@ -38,7 +38,10 @@ const char *kn_isa_name(kn_isa isa);
  * acc is the int32 accumulator including bias. The float product and the
  * round-half-to-even conversion are exactly what cvtps2dq / fcvtns do, so
  * every path gives identical bytes (kernel files build with
- * -ffp-contract=off). out_min/out_max carry fused Relu/Relu6/clip. */
+ * -ffp-contract=off). out_min/out_max carry fused Relu/Relu6/clip.
+ * Kernels clamp the float product to [out_min - zp, out_max - zp] before
+ * rounding: the same result (the bounds are integers and rounding is
+ * monotone), but no int32 overflow for huge products. scale[n] finite >= 0. */
 typedef struct kn_qs8_requant {
   const float *scale; /* per output channel, in_scale * w_scale / out_scale */
   int32_t zero_point; /* output zero point, [-128, 127] */
@@ -47,12 +50,16 @@ typedef struct kn_qs8_requant {
 
 /* --- qs8 GEMM: C[M,N] = requant(A[M,K] . W[N,K]^T + bias') ----------------
  * A: int8 rows (activations, NHWC pixels or im2col rows), stride lda bytes.
- * W: int8 symmetric per-channel weights. bias': int32 bias minus
- *    a_zero_point * sum_k W[n,k], folded at pack time, so A is used raw.
- * Packed: blocks of KN_QS8_GEMM_NR channels, K padded to a multiple of
- * KN_QS8_GEMM_KR with zero weights; layout documented in qs8-gemm/pack.c. */
+ * W: int8 symmetric per-channel weights in [-127, 127] (-128 is refused by
+ *    the pack: NEON sums two int8 products in int16, which -128*-128 breaks).
+ * bias': int32 bias minus a_zero_point * sum_k W[n,k], folded at pack time,
+ *    so A is used raw.
+ * Packed (qs8-gemm/pack.c): per block of KN_QS8_GEMM_NR channels, int32
+ * bias'[NR], then K in groups of KN_QS8_GEMM_KR (zero weights past K), each
+ * group holding NR x KR bytes in channel order 0,4,1,5,2,6,3,7. The kernels
+ * never read A past column K-1 nor past row M-1. */
 #define KN_QS8_GEMM_NR 8
-#define KN_QS8_GEMM_KR 4
+#define KN_QS8_GEMM_KR 8
 size_t kn_qs8_gemm_packed_size(size_t n, size_t k);
 void kn_qs8_gemm_pack(size_t n, size_t k, const int8_t *weights,
                       const int32_t *bias, int32_t a_zero_point, void *packed);
@@ -62,8 +69,14 @@ typedef void (*kn_qs8_gemm_fn)(size_t m, size_t n, size_t k,
                                const kn_qs8_requant *rq);
 
 /* --- qs8 depthwise conv, NHWC, one image --------------------------------
- * Kernel sizes 3x3 and 5x5 with strides 1 and 2 are fast; any other size
- * runs the reference (same packed layout). Padding reads a_zero_point. */
+ * acc[c] = bias[c] + sum over taps inside the image of w * (x - a_zero_point)
+ * (taps in the padding add nothing: padding reads a_zero_point). Kernel
+ * sizes 3x3 and 5x5 with strides 1 and 2 are fast; any other size runs the
+ * generic loop (same packed layout). Weights in [-127, 127].
+ * Packed (qs8-dwconv/pack.c): per block of KN_QS8_DWCONV_CR channels, int32
+ * bias[CR], then for each tap (row-major kh, kw) CR int8 weights; channels
+ * past C are zero. */
+#define KN_QS8_DWCONV_CR 16
 typedef struct kn_dwconv_params {
   size_t in_h, in_w, channels;
   size_t out_h, out_w;
@@ -81,7 +94,10 @@ typedef void (*kn_qs8_dwconv_fn)(const kn_dwconv_params *p, const int8_t *in,
                                  int8_t *out, const kn_qs8_requant *rq);
 
 /* --- f32 GEMM: C[M,N] = act(A[M,K] . W[N,K]^T + bias) ---------------------
- * Tolerance vs reference: 1e-5 relative (summation order differs). */
+ * Tolerance vs reference: |fast - ref| <= 1e-5 * (|bias| + sum_k |a*w|)
+ * (summation order and FMA differ). act = clamp to [out_min, out_max].
+ * Packed (f32-gemm/pack.c): per block of KN_F32_GEMM_NR channels, bias[NR],
+ * then for each k the NR weights; channels past N are zero. */
 #define KN_F32_GEMM_NR 16
 size_t kn_f32_gemm_packed_size(size_t n, size_t k);
 void kn_f32_gemm_pack(size_t n, size_t k, const float *weights,
@@ -90,7 +106,11 @@ typedef void (*kn_f32_gemm_fn)(size_t m, size_t n, size_t k, const float *a,
                                size_t lda, const void *packed, float *c,
                                size_t ldc, float out_min, float out_max);
 
-/* --- f32 depthwise conv, NHWC ----------------------------------------------*/
+/* --- f32 depthwise conv, NHWC ----------------------------------------------
+ * Same geometry as qs8; padding reads 0. Tolerance as f32 GEMM.
+ * Packed (f32-dwconv/pack.c): per block of KN_F32_DWCONV_CR channels,
+ * bias[CR], then for each tap CR weights; channels past C are zero. */
+#define KN_F32_DWCONV_CR 8
 size_t kn_f32_dwconv_packed_size(size_t channels, size_t kh, size_t kw);
 void kn_f32_dwconv_pack(size_t channels, size_t kh, size_t kw,
                         const float *weights /* [C][KH][KW] */,
@@ -129,6 +149,19 @@ typedef struct kn_kernels {
 const kn_kernels *kn_kernels_get(void);
 /* Table for one ISA, NULL if not compiled in or unsupported by this CPU. */
 const kn_kernels *kn_kernels_for(kn_isa isa);
+
+/* Requantize one accumulator (the definition every path matches). */
+static inline int8_t kn_qs8_requantize(int32_t acc, float scale,
+                                       const kn_qs8_requant *rq) {
+  float x = (float)acc * scale;
+  float lo = (float)(rq->out_min - rq->zero_point);
+  float hi = (float)(rq->out_max - rq->zero_point);
+  x = x < lo ? lo : x;
+  x = x > hi ? hi : x;
+  /* x is within int range now, so the conversion (nearbyintf: round half
+   * to even in the default mode) is defined. */
+  return (int8_t)((int32_t)__builtin_nearbyintf(x) + rq->zero_point);
+}
 
 /* References, always available (the test oracles). */
 void kestrel_qs8_gemm__ref(size_t m, size_t n, size_t k, const int8_t *a,

@@ -36,6 +36,8 @@ enum {
   KN_ACT_HARDSWISH = 6,
   KN_ACT_LEAKY_RELU = 7, /* slope in float attribute "activation_alpha" */
   KN_ACT_CLIP = 8,       /* "activation_min", "activation_max" */
+  KN_ACT_HARDSIGMOID = 9, /* max(0, min(1, alpha*x + beta)): "activation_alpha",
+                          * "activation_beta" */
 };
 
 typedef enum kn_tensor_kind {
@@ -213,6 +215,10 @@ typedef struct kn_exec {
   void *scratch; /* planned scratch for the node, scratch_bytes long */
   size_t scratch_bytes;
   int num_threads;
+  /* Session thread pool (threadpool.h), NULL = run on the caller only.
+   * With a pool, scratch holds num_threads slices of the op's scratch()
+   * size so that each thread of a parallel op gets its own. */
+  struct kn_threadpool *pool;
 } kn_exec;
 
 typedef struct kn_op_info {

@@ -5,8 +5,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
+#include "format/format.h"
 #include "sha256.h"
 
 /* Model files larger than this are refused before reading: edge models are
@@ -33,25 +35,35 @@ static void fill_view(kestrel_tensor *v, const kn_tensor *t) {
 }
 
 static kestrel_model_format sniff_format(const uint8_t *data, size_t size) {
+  if (kn_format_is_kestrel(data, size))
+    return KESTREL_FORMAT_KESTREL;
   /* TFLite flatbuffers carry the file identifier "TFL3" at offset 4. */
   if (size >= 8 && memcmp(data + 4, "TFL3", 4) == 0)
     return KESTREL_FORMAT_TFLITE;
   return KESTREL_FORMAT_ONNX;
 }
 
-/* Takes ownership of bytes (malloc'd) in every case. */
-static kestrel_status load_owned(uint8_t *bytes, size_t size,
+/* Takes ownership of bytes (malloc'd, or a read-only mmap when mapped) in
+ * every case. */
+static kestrel_status load_owned(uint8_t *bytes, size_t size, bool mapped,
                                  const kestrel_load_options *options,
                                  kestrel_model **out, kestrel_error *err) {
   *out = NULL;
   kestrel_model *m = calloc(1, sizeof(*m));
   if (!m) {
-    free(bytes);
+    if (mapped)
+      munmap(bytes, size);
+    else
+      free(bytes);
     return kn_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, "out of memory");
   }
   m->bytes = bytes;
   m->size = size;
-  kn_sha256_hex(bytes, size, m->sha256);
+  m->mapped = mapped;
+  /* A .kestrel file carries its source model's hash (hashing megabytes
+   * would also cost more than the whole mapped load). */
+  if (!kn_format_is_kestrel(bytes, size))
+    kn_sha256_hex(bytes, size, m->sha256);
   m->graph = kn_graph_new();
   if (!m->graph) {
     kestrel_model_free(m);
@@ -69,9 +81,11 @@ static kestrel_status load_owned(uint8_t *bytes, size_t size,
     st = kn_import_tflite(m->graph, bytes, size, err);
   else if (fmt == KESTREL_FORMAT_ONNX)
     st = kn_import_onnx(m->graph, bytes, size, err);
+  else if (fmt == KESTREL_FORMAT_KESTREL)
+    st = kn_format_load(m, options, err); /* prepares too */
   else
     st = kn_fail(err, KESTREL_ERROR_INVALID_ARGUMENT, "unknown model format");
-  if (st == KESTREL_OK)
+  if (st == KESTREL_OK && fmt != KESTREL_FORMAT_KESTREL)
     st = kn_graph_prepare(m->graph, options, err);
   if (st == KESTREL_OK) {
     kn_graph *g = m->graph;
@@ -108,7 +122,7 @@ kestrel_status kestrel_model_load_memory(const void *data, size_t size,
     return kn_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, "out of memory");
   if (size)
     memcpy(copy, data, size);
-  return load_owned(copy, size, options, out, err);
+  return load_owned(copy, size, false, options, out, err);
 }
 
 kestrel_status kestrel_model_load(const char *path,
@@ -133,6 +147,27 @@ kestrel_status kestrel_model_load(const char *path,
                    (long long)sb.st_size);
   }
   size_t size = (size_t)sb.st_size;
+  /* Compiled files are mapped, not read: constants are used in place. */
+  char magic[KN_KESTREL_MAGIC_SIZE];
+  if (size >= KN_KESTREL_HEADER_SIZE &&
+      fread(magic, 1, sizeof(magic), f) == sizeof(magic) &&
+      kn_format_is_kestrel((const uint8_t *)magic, sizeof(magic))) {
+    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fileno(f), 0);
+    fclose(f);
+    if (map == MAP_FAILED)
+      return kn_fail(err, KESTREL_ERROR_IO, "cannot map '%s': %s", path,
+                     strerror(errno));
+    kestrel_status st = load_owned(map, size, true, options, out, err);
+    if (st != KESTREL_OK && err) {
+      char msg[sizeof(err->message)];
+      memcpy(msg, err->message, sizeof(msg));
+      msg[sizeof(msg) - 1] = '\0';
+      snprintf(err->message, sizeof(err->message), "%.200s: %.300s", path,
+               msg);
+    }
+    return st;
+  }
+  rewind(f);
   uint8_t *bytes = malloc(size + 1);
   if (!bytes) {
     fclose(f);
@@ -144,7 +179,7 @@ kestrel_status kestrel_model_load(const char *path,
     free(bytes);
     return kn_fail(err, KESTREL_ERROR_IO, "short read on '%s'", path);
   }
-  kestrel_status st = load_owned(bytes, size, options, out, err);
+  kestrel_status st = load_owned(bytes, size, false, options, out, err);
   if (st != KESTREL_OK && err) {
     /* Prefix the file name so CLI users know which file was bad. */
     char msg[sizeof(err->message)];
@@ -167,7 +202,10 @@ void kestrel_model_free(kestrel_model *m) {
   kn_graph_free(m->graph);
   free(m->input_views);
   free(m->output_views);
-  free(m->bytes);
+  if (m->mapped)
+    munmap(m->bytes, m->size);
+  else
+    free(m->bytes);
   free(m);
 }
 

@@ -14,6 +14,11 @@ struct kestrel_model {
   kestrel_model_format format;
   kestrel_tensor *input_views;
   kestrel_tensor *output_views;
+  /* .kestrel files: bytes is a read-only mmap (munmap, not free), and the
+   * embedded sidecar text points into it (not NUL-terminated). */
+  bool mapped;
+  const char *sidecar;
+  size_t sidecar_size;
 };
 
 #endif

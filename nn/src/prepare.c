@@ -196,7 +196,7 @@ static kestrel_status fold_node(kn_graph *g, kn_node *n, const kn_op_info *op,
   if (scratch_bytes && !scratch)
     return kn_node_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, n,
                         "cannot allocate %zu bytes of scratch", scratch_bytes);
-  kn_exec x = {g, scratch, scratch_bytes, 1};
+  kn_exec x = {g, scratch, scratch_bytes, 1, NULL};
   kestrel_status st = op->run(&x, n, err);
   free(scratch);
   if (st != KESTREL_OK)

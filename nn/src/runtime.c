@@ -5,6 +5,7 @@
  * several sessions can share one (read-only) model: only data pointers
  * differ between the copies. */
 #include "model_internal.h"
+#include "threadpool.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@ struct kestrel_session {
   void *scratch;
   size_t scratch_bytes;
   int threads;
+  kn_threadpool *pool; /* NULL when single-threaded */
   kestrel_tensor *inputs;
   kestrel_tensor *outputs;
 };
@@ -152,6 +154,10 @@ kestrel_status kestrel_session_create(const kestrel_model *model,
     return kn_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, "out of memory");
   s->model = model;
   s->threads = options && options->threads > 1 ? options->threads : 1;
+  if (s->threads > KN_MAX_THREADS)
+    s->threads = KN_MAX_THREADS;
+  s->pool = kn_threadpool_create(s->threads);
+  s->threads = kn_threadpool_threads(s->pool); /* what actually started */
   const kn_graph *mg = model->graph;
   s->graph = *mg;
   s->graph.tensors = malloc(sizeof(kn_tensor) * ((size_t)mg->num_tensors + 1));
@@ -183,6 +189,9 @@ kestrel_status kestrel_session_create(const kestrel_model *model,
     if (need > s->scratch_bytes)
       s->scratch_bytes = need;
   }
+  /* One slice per thread (see kn_exec.pool). */
+  if (s->scratch_bytes)
+    s->scratch_bytes = align_up(s->scratch_bytes) * (size_t)s->threads;
   /* +KN_ARENA_ALIGN so zero-size tensors still get a valid pointer. */
   s->arena = aligned_alloc(KN_ARENA_ALIGN, align_up(s->arena_bytes) +
                                                KN_ARENA_ALIGN);
@@ -214,6 +223,7 @@ kestrel_status kestrel_session_create(const kestrel_model *model,
 void kestrel_session_free(kestrel_session *s) {
   if (!s)
     return;
+  kn_threadpool_destroy(s->pool);
   free(s->graph.tensors);
   free(s->arena);
   free(s->scratch);
@@ -237,7 +247,7 @@ size_t kestrel_session_arena_bytes(const kestrel_session *s) {
 
 kestrel_status kestrel_session_run(kestrel_session *s, kestrel_error *err) {
   kn_graph *g = &s->graph;
-  kn_exec x = {g, s->scratch, s->scratch_bytes, s->threads};
+  kn_exec x = {g, s->scratch, s->scratch_bytes, s->threads, s->pool};
   for (int i = 0; i < g->num_nodes; i++) {
     kn_node *n = &g->nodes[i];
     if (n->dead)

@@ -479,6 +479,44 @@ def case_dbnet():
         check(all(b - a > 8 for a, b in zip(tops, tops[1:])), "tops %r" % tops)
 
 
+def case_sidecar_lookup():
+    """MODEL.sidecar beats BASENAME.sidecar beats the sha256 match in the
+    asset folder ($KESTREL_ASSETS); no sidecar at all is an error."""
+    need(FACE_FULL)
+    photo = os.path.join(PHOTOS, "sample1.jpg")
+    need(photo)
+    import shutil
+    src = open(os.path.join(SOURCE, "assets", "models",
+                            "face_detection_full_range.sidecar")).read()
+    with tempfile.TemporaryDirectory() as tmp:
+        model = os.path.join(tmp, "model.tflite")
+        shutil.copy(FACE_FULL, model)
+        env = dict(os.environ)
+
+        def detect(assets):
+            env["KESTREL_ASSETS"] = assets
+            p = subprocess.run([KESTREL, "detect", model, photo, "--json"],
+                               capture_output=True, text=True, env=env, timeout=300)
+            return p.returncode, p.stdout, p.stderr
+
+        rc, out, err = detect(os.path.join(tmp, "empty"))
+        check(rc == 1 and "no sidecar" in err, "no sidecar: %d %r" % (rc, err))
+        rc, out, err = detect(os.path.join(SOURCE, "assets", "models"))
+        check(rc == 0 and len(json.loads(out)["objects"]) >= 3,
+              "sha256 lookup: %d %r" % (rc, err))
+        # BASENAME.sidecar next to the model: a threshold nothing reaches.
+        open(os.path.join(tmp, "model.sidecar"), "w").write(
+            src.replace("min_score = 0.6", "min_score = 0.9999"))
+        rc, out, err = detect(os.path.join(SOURCE, "assets", "models"))
+        check(rc == 0 and json.loads(out)["objects"] == [],
+              "basename sidecar not used: %d %r" % (rc, out[:200]))
+        # MODEL.sidecar wins over the basename one.
+        open(model + ".sidecar", "w").write(src)
+        rc, out, err = detect(os.path.join(tmp, "empty"))
+        check(rc == 0 and len(json.loads(out)["objects"]) >= 3,
+              "MODEL.sidecar not preferred: %d %r" % (rc, err))
+
+
 def iou(a, b):
     ax0, ay0, aw, ah = a
     bx0, by0, bw, bh = b

@@ -120,10 +120,12 @@ static kestrel_dtype dtype_from_onnx(int32_t t) {
   }
 }
 
-/* Decodes a TensorProto file. Returns NULL on success, else why not (the
- * caller decides whether that is a skip or a failure). */
-static const char *load_ref_tensor(const char *path, ref_tensor *out) {
+/* Decodes a TensorProto file. Returns NULL on success, else why not;
+ * *unsupported tells a data type Kestrel lacks (a skip) from broken data. */
+static const char *load_ref_tensor(const char *path, ref_tensor *out,
+                                   bool *unsupported) {
   memset(out, 0, sizeof(*out));
+  *unsupported = false;
   size_t size;
   uint8_t *bytes = read_file(path, &size);
   if (!bytes)
@@ -137,7 +139,15 @@ static const char *load_ref_tensor(const char *path, ref_tensor *out) {
   size_t es = kestrel_dtype_size(out->dtype);
   out->numel = 1;
   if (out->dtype == KESTREL_DTYPE_UNDEFINED) {
-    why = "unsupported or missing data type";
+    static const char *const names[] = {
+        "UNDEFINED", "FLOAT", "UINT8",  "INT8",   "UINT16",    "INT16",
+        "INT32",     "INT64", "STRING", "BOOL",   "FLOAT16",   "DOUBLE",
+        "UINT32",    "UINT64", "COMPLEX64", "COMPLEX128", "BFLOAT16"};
+    int32_t t = tp->has_data_type ? tp->data_type : 0;
+    why = t >= 0 && (size_t)t < sizeof(names) / sizeof(names[0])
+              ? names[t]
+              : "an unknown data type";
+    *unsupported = true;
     goto done;
   }
   if (tp->n_dims > KESTREL_MAX_DIMS || tp->segment || tp->n_external_data) {
@@ -548,19 +558,23 @@ static void run_data_set(const char *test, const char *model_path,
   }
   for (size_t i = 0; i < n_in_files; i++) {
     snprintf(path, sizeof(path), "%s/%s", set_dir, in_files[i]);
-    const char *why = load_ref_tensor(path, &inputs[i]);
+    bool unsupported;
+    const char *why = load_ref_tensor(path, &inputs[i], &unsupported);
     if (why) {
-      report('S', label, "<test data>", "%s: %s", in_files[i], why);
-      *skipped = true;
+      report(unsupported ? 'S' : 'F', label, "<test data dtype>", "%s: %s",
+             in_files[i], why);
+      *(unsupported ? skipped : failed) = true;
       goto done;
     }
   }
   for (size_t i = 0; i < n_out_files; i++) {
     snprintf(path, sizeof(path), "%s/%s", set_dir, out_files[i]);
-    const char *why = load_ref_tensor(path, &outputs[i]);
+    bool unsupported;
+    const char *why = load_ref_tensor(path, &outputs[i], &unsupported);
     if (why) {
-      report('S', label, "<test data>", "%s: %s", out_files[i], why);
-      *skipped = true;
+      report(unsupported ? 'S' : 'F', label, "<test data dtype>", "%s: %s",
+             out_files[i], why);
+      *(unsupported ? skipped : failed) = true;
       goto done;
     }
   }

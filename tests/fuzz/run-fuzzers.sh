@@ -6,10 +6,13 @@
 # build-fuzz/findings/<target>/ (add it to tests/fuzz/corpus-regress/<format>/
 # once fixed).
 #
-#   tests/fuzz/run-fuzzers.sh 300
+#   tests/fuzz/run-fuzzers.sh 300            # every target, 300 s each
+#   tests/fuzz/run-fuzzers.sh 300 onnx       # only fuzz_onnx
 set -eu
 
 SECONDS_PER_TARGET=${1:-60}
+[ $# -gt 0 ] && shift
+TARGETS=${*:-onnx tflite}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${KESTREL_FUZZ_BUILD:-$SRC/build-fuzz}
 CACHE=${KESTREL_CACHE:-$HOME/.cache/kestrel}
@@ -24,13 +27,13 @@ if [ ! -f "$BUILD/build.ninja" ]; then
 fi
 # Only the fuzz targets: the rest of the tree is not needed here.
 targets=
-for target in onnx tflite; do
+for target in $TARGETS; do
   [ -f "$SRC/tests/fuzz/fuzz_$target.c" ] && targets="$targets tests/fuzz/fuzz_$target"
 done
 ninja -C "$BUILD" $targets
 
 status=0
-for target in onnx tflite; do
+for target in $TARGETS; do
   bin="$BUILD/tests/fuzz/fuzz_$target"
   [ -x "$bin" ] || { echo "run-fuzzers: no $bin, skipping"; continue; }
   corpus="$BUILD/corpus/$target"

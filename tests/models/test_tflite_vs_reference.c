@@ -7,6 +7,13 @@
  *   test_tflite_vs_reference run MODEL.tflite IN.npy OUTDIR
  *       load with the public API, run once, write OUTDIR/output_<i>.npy
  *       (float32) and OUTDIR/names.txt
+ *   test_tflite_vs_reference expect-error MODEL.tflite STATUS TEXT
+ *       loading must fail with status STATUS (a number) and a message
+ *       containing TEXT
+ *   test_tflite_vs_reference damage MODEL.tflite
+ *       every truncation (in steps) must fail to load; deterministic byte
+ *       changes must load or fail cleanly (run it under ASan/valgrind to
+ *       catch what a plain build cannot see)
  *
  * The public API is used directly (not the CLI) so that this test depends
  * on the importer and the engine only.
@@ -246,13 +253,95 @@ static int run(const char *model_path, const char *in_path, const char *dir) {
   return 0;
 }
 
+static int expect_error(const char *model_path, int want, const char *text) {
+  kestrel_load_options opts = kestrel_load_options_default();
+  kestrel_model *m;
+  kestrel_error err;
+  kestrel_status st = kestrel_model_load(model_path, &opts, &m, &err);
+  if (st == KESTREL_OK) {
+    kestrel_model_free(m);
+    return fail("loaded, but an error was expected", model_path);
+  }
+  printf("status %d (%s): %s\n", (int)st, kestrel_status_string(st),
+         err.message);
+  if ((int)st != want || !strstr(err.message, text)) {
+    fprintf(stderr, "FAIL: wanted status %d and a message with '%s'\n", want,
+            text);
+    return 1;
+  }
+  printf("PASS\n");
+  return 0;
+}
+
+static int damage(const char *model_path) {
+  size_t size;
+  unsigned char *bytes = read_all(model_path, &size);
+  if (!bytes)
+    return fail("cannot read", model_path);
+  kestrel_load_options opts = kestrel_load_options_default();
+  opts.format = KESTREL_FORMAT_TFLITE;
+  kestrel_model *m;
+  kestrel_error err;
+  if (kestrel_model_load_memory(bytes, size, &opts, &m, &err) != KESTREL_OK)
+    return fail("the intact model does not load", err.message);
+  kestrel_model_free(m);
+  /* Every byte of a flatbuffer written front to back is referenced up to
+   * the last buffer, so any truncation must be refused. */
+  size_t step = size / 4000 + 1, truncations = 0;
+  for (size_t n = 0; n < size; n += step, truncations++) {
+    kestrel_status st = kestrel_model_load_memory(bytes, n, &opts, &m, &err);
+    if (st == KESTREL_OK) {
+      kestrel_model_free(m);
+      fprintf(stderr, "FAIL: a truncation to %zu of %zu bytes loaded\n", n,
+              size);
+      return 1;
+    }
+  }
+  /* Byte changes at LCG-chosen places: load or fail, never crash. */
+  unsigned char *copy = malloc(size);
+  if (!copy)
+    return fail("out of memory", NULL);
+  uint32_t rng = 2024u;
+  int loaded = 0, failed = 0;
+  for (int round = 0; round < 3000; round++) {
+    memcpy(copy, bytes, size);
+    for (int k = 0; k < 1 + round % 4; k++) {
+      rng = rng * 1664525u + 1013904223u;
+      size_t at = (rng >> 4) % size;
+      rng = rng * 1664525u + 1013904223u;
+      copy[at] = (unsigned char)(round % 3 == 0 ? copy[at] ^ (1u << (rng >> 29))
+                                                : rng >> 24);
+    }
+    if (kestrel_model_load_memory(copy, size, &opts, &m, &err) == KESTREL_OK) {
+      loaded++;
+      kestrel_model_free(m);
+    } else {
+      failed++;
+      if (err.message[0] == 0 || strlen(err.message) >= sizeof(err.message))
+        return fail("an error came without a message", NULL);
+    }
+  }
+  printf("%zu truncations refused; 3000 damaged copies: %d loaded, %d refused"
+         "\nPASS\n",
+         truncations, loaded, failed);
+  free(copy);
+  free(bytes);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 5 && strcmp(argv[1], "prep") == 0)
     return prep(argv[2], atoi(argv[3]), argv[4]);
   if (argc == 5 && strcmp(argv[1], "run") == 0)
     return run(argv[2], argv[3], argv[4]);
+  if (argc == 5 && strcmp(argv[1], "expect-error") == 0)
+    return expect_error(argv[2], atoi(argv[3]), argv[4]);
+  if (argc == 3 && strcmp(argv[1], "damage") == 0)
+    return damage(argv[2]);
   fprintf(stderr, "usage: %s prep PHOTO.jpg SIZE OUT.npy\n"
-                  "       %s run MODEL.tflite IN.npy OUTDIR\n",
-          argv[0], argv[0]);
+                  "       %s run MODEL.tflite IN.npy OUTDIR\n"
+                  "       %s expect-error MODEL.tflite STATUS TEXT\n"
+                  "       %s damage MODEL.tflite\n",
+          argv[0], argv[0], argv[0], argv[0]);
   return 2;
 }

@@ -3,7 +3,11 @@
 # in TensorFlow's own TFLite runtime (tfjs-tflite's wasm build, in headless
 # Chromium), requiring every raw output to agree within a tolerance.
 #
-#   test_tflite_vs_reference.sh NAME MODEL PHOTO SIZE TOLERANCE
+#   test_tflite_vs_reference.sh NAME MODEL PHOTO SIZE TOLERANCE [REF_MODEL]
+#
+# REF_MODEL, when given, is what TFLite runs instead of MODEL: for a model
+# with an op TFLite lacks (MediaPipe's custom transposed conv), an
+# equivalent built from builtins with the same weights and output names.
 #
 # MODEL is relative to $KESTREL_CACHE/models (or an absolute path, for the
 # generated INT8 model), PHOTO to $KESTREL_CACHE. Needs
@@ -11,16 +15,18 @@
 # sets them), node, chromium, python3 with numpy. Missing data is a failure.
 set -eu
 
-if [ $# -ne 5 ]; then
-    echo "usage: $0 NAME MODEL PHOTO SIZE TOLERANCE" >&2
+if [ $# -ne 5 ] && [ $# -ne 6 ]; then
+    echo "usage: $0 NAME MODEL PHOTO SIZE TOLERANCE [REF_MODEL]" >&2
     exit 2
 fi
 name=$1 model=$KESTREL_CACHE/models/$2 photo=$KESTREL_CACHE/$3 size=$4 tol=$5
 case $2 in /*) model=$2 ;; esac
+ref_model=$model
+[ $# -eq 6 ] && ref_model=$6
 
 fail() { echo "FAIL: $*"; exit 1; }
 
-for f in "$model" "$photo"; do
+for f in "$model" "$ref_model" "$photo"; do
     [ -f "$f" ] || fail "missing $f (run scripts/setup.sh)"
 done
 tool=$KESTREL_BUILD_DIR/tests/models/test_tflite_vs_reference
@@ -36,9 +42,9 @@ echo "== $name: $(basename "$model") on $3 at ${size}x$size"
 "$tool" prep "$photo" "$size" "$work/input.npy" || fail "prep"
 echo "-- kestrel"
 "$tool" run "$model" "$work/input.npy" "$work/kestrel" || fail "kestrel run"
-echo "-- tflite (tfjs-tflite wasm in chromium)"
+echo "-- tflite (tfjs-tflite wasm in chromium) on $(basename "$ref_model")"
 node "$KESTREL_SOURCE_DIR/tests/models/tflite_reference/run_reference.js" \
-    "$model" "$work/input.npy" "$work/tflite" || fail "reference run"
+    "$ref_model" "$work/input.npy" "$work/tflite" || fail "reference run"
 
 echo "-- compare"
 # Outputs are matched by tensor name, not position.

@@ -91,7 +91,7 @@ static inline kestrel_status h_run_node(kn_graph *g, int ni, kestrel_error *err)
   }
   size_t sb = op->scratch ? op->scratch(g, n) : 0;
   void *scratch = sb ? malloc(sb) : NULL;
-  kn_exec x = {g, scratch, sb, 1};
+  kn_exec x = {g, scratch, sb, 1, NULL};
   st = op->run(&x, n, err);
   free(scratch);
   return st;

@@ -96,7 +96,7 @@ static kestrel_status exec(int ni, kestrel_error *err) {
   }
   size_t sb = info->scratch ? info->scratch(G, n) : 0;
   void *scratch = sb ? calloc(1, sb) : NULL;
-  kn_exec x = {G, scratch, sb, 1};
+  kn_exec x = {G, scratch, sb, 1, NULL};
   st = info->run(&x, n, err);
   free(scratch);
   return st;

@@ -28,6 +28,7 @@ typedef enum kestrel_model_format {
   KESTREL_FORMAT_AUTO = 0,
   KESTREL_FORMAT_ONNX = 1,
   KESTREL_FORMAT_TFLITE = 2,
+  KESTREL_FORMAT_KESTREL = 3, /* compiled .kestrel file (compile.h) */
 } kestrel_model_format;
 
 typedef struct kestrel_load_options {

@@ -277,9 +277,10 @@ static kestrel_status tensor_shape(importer *im, const Onnx__TensorProto *tp,
   return KESTREL_OK;
 }
 
-/* Fills t (constant data, dtype, shape) from a TensorProto. t may be a
- * graph tensor or a scratch one; on failure t may hold partial data. */
-static kestrel_status load_tensor(importer *im, const Onnx__TensorProto *tp,
+/* Fills t (constant data, dtype, shape) from a TensorProto, taking over its
+ * raw_data buffer when it can. t may be a graph tensor or a scratch one; on
+ * failure t may hold partial data. */
+static kestrel_status load_tensor(importer *im, Onnx__TensorProto *tp,
                                   kn_tensor *t, const char *what) {
   int32_t onnx_type = tp->has_data_type ? tp->data_type : 0;
   kestrel_dtype dtype = dtype_from_onnx(onnx_type);
@@ -328,6 +329,20 @@ static kestrel_status load_tensor(importer *im, const Onnx__TensorProto *tp,
                      have, field, (unsigned long long)numel);
   }
 
+  if (tp->has_raw_data && numel > 0 && dtype != KESTREL_DTYPE_BOOL &&
+      !t->data_owned) {
+    /* Take protobuf-c's copy of the bytes (malloc'd by its default
+     * allocator) instead of copying it again: weights then occupy memory
+     * once more than the file, not twice. */
+    t->data = tp->raw_data.data;
+    t->data_owned = true;
+    tp->raw_data.data = NULL;
+    tp->raw_data.len = 0;
+    tp->has_raw_data = 0;
+    kn_set_shape(t, dtype, ndim, dims);
+    t->kind = KN_TENSOR_CONSTANT;
+    return KESTREL_OK;
+  }
   void *data = kn_tensor_alloc_data(t, dtype, ndim, dims);
   if (!data)
     return kn_fail(im->err, KESTREL_ERROR_OUT_OF_MEMORY,
@@ -581,7 +596,7 @@ static kestrel_status import_constant(importer *im, const Onnx__NodeProto *np,
     return kn_fail(im->err, KESTREL_ERROR_MALFORMED,
                    "node '%s' (Constant): needs exactly one value attribute",
                    label);
-  const Onnx__AttributeProto *a = np->attribute[0];
+  Onnx__AttributeProto *a = np->attribute[0];
   const char *aname = str_or_empty(a->name);
   kestrel_status st = KESTREL_OK;
   int idx = define_output(im, label, "Constant", np->output[0], &st);
@@ -636,7 +651,7 @@ static kestrel_status import_constant(importer *im, const Onnx__NodeProto *np,
  * pair: "value" (floats or ints, one element) and "value_dtype" (a
  * kestrel_dtype), so the op needs no tensor-valued attributes. */
 static kestrel_status constant_of_shape_value(importer *im, int ni,
-                                              const Onnx__AttributeProto *a) {
+                                              Onnx__AttributeProto *a) {
   kn_node *n = &im->g->nodes[ni];
   kn_tensor tmp;
   memset(&tmp, 0, sizeof(tmp));
@@ -778,7 +793,7 @@ static kestrel_status import_node(importer *im, const Onnx__NodeProto *np,
     im->g->tensors[outs[i]].producer = ni;
 
   for (size_t i = 0; i < np->n_attribute && st == KESTREL_OK; i++) {
-    const Onnx__AttributeProto *a = np->attribute[i];
+    Onnx__AttributeProto *a = np->attribute[i];
     if (!a)
       continue;
     if (op == KN_OP_CONSTANT_OF_SHAPE && attr_type(a) ==
@@ -849,7 +864,7 @@ static kestrel_status import_graph(importer *im, const Onnx__GraphProto *gp) {
                    gp->n_sparse_initializer);
 
   for (size_t i = 0; i < gp->n_initializer; i++) {
-    const Onnx__TensorProto *tp = gp->initializer[i];
+    Onnx__TensorProto *tp = gp->initializer[i];
     const char *name = tp ? str_or_empty(tp->name) : "";
     if (!*name)
       return kn_fail(im->err, KESTREL_ERROR_MALFORMED,

@@ -32,6 +32,10 @@
 /* Elements a declared shape may hold; shape inference re-checks. */
 #define TFL_MAX_ELEMENTS (INT64_C(1) << 34)
 #define TFL_MAX_OP_INPUTS 4096
+/* Vectors of offsets may all point at one small table, so counts are not
+ * bounded by the file size alone; edge models have a few thousand. */
+#define TFL_MAX_TENSORS (1u << 20)
+#define TFL_MAX_OPERATORS (1u << 20)
 
 typedef struct tfl_tensor {
   int kn;                /* index in the kn_graph */
@@ -65,7 +69,7 @@ typedef struct tfl_ctx {
   kn_fb_vector op_inputs, op_outputs;
   /* open-addressing set of tensor names, to keep names unique */
   char **names;
-  uint32_t names_cap, names_count;
+  uint32_t names_cap, names_count, name_suffix;
   int transposed, folded;
 } tfl_ctx;
 
@@ -160,8 +164,10 @@ static bool name_insert(tfl_ctx *c, char *s) {
 static int new_tensor(tfl_ctx *c, const char *base) {
   char buf[160];
   const char *name = base;
-  for (int k = 1; name_taken(c, name); k++) {
-    snprintf(buf, sizeof(buf), "%.120s_%d", base, k);
+  /* The suffix counter only grows, so a file full of equal names costs
+   * linear time, not quadratic. */
+  while (name_taken(c, name)) {
+    snprintf(buf, sizeof(buf), "%.120s_%u", base, ++c->name_suffix);
     name = buf;
   }
   int t = kn_graph_add_tensor(c->g, name);
@@ -234,6 +240,14 @@ static kestrel_status read_quant(tfl_ctx *c, uint32_t index,
                      index, t->name, count, (int)qd);
     axis = qd;
   }
+  /* A zero point is a value of the tensor's own type. */
+  int64_t zp_min = INT32_MIN, zp_max = INT32_MAX;
+  if (t->dtype == KESTREL_DTYPE_I8)
+    zp_min = INT8_MIN, zp_max = INT8_MAX;
+  else if (t->dtype == KESTREL_DTYPE_U8)
+    zp_min = 0, zp_max = UINT8_MAX;
+  else if (t->dtype == KESTREL_DTYPE_I16)
+    zp_min = INT16_MIN, zp_max = INT16_MAX;
   float *s = malloc(sizeof(float) * count);
   int32_t *z = calloc(count, sizeof(int32_t));
   if (!s || !z) {
@@ -249,10 +263,11 @@ static kestrel_status read_quant(tfl_ctx *c, uint32_t index,
       st = kn_fail(c->err, KESTREL_ERROR_MALFORMED,
                    "TFLite tensor %u ('%s'): bad scale %g", index, t->name,
                    (double)s[i]);
-    else if (zv < INT32_MIN || zv > INT32_MAX)
+    else if (zv < zp_min || zv > zp_max)
       st = kn_fail(c->err, KESTREL_ERROR_MALFORMED,
-                   "TFLite tensor %u ('%s'): zero point out of range",
-                   index, t->name);
+                   "TFLite tensor %u ('%s'): zero point %lld outside %s",
+                   index, t->name, (long long)zv,
+                   kestrel_dtype_name(t->dtype));
     z[i] = (int32_t)zv;
   }
   if (st == KESTREL_OK && kn_tensor_set_quant(t, axis, (int)count, s, z) != 0)
@@ -288,6 +303,261 @@ static kestrel_status set_const_data(tfl_ctx *c, kn_tensor *t,
   }
   t->kind = KN_TENSOR_CONSTANT;
   return KESTREL_OK;
+}
+
+/* ---- sparse constants ------------------------------------------------ */
+
+#define TFL_MAX_SPARSE_LEVELS (2 * KN_MAX_DIMS)
+
+/* One traversed dimension of a sparse tensor (TACO-style format). */
+typedef struct sparse_level {
+  bool csr;
+  int64_t size;          /* extent of the expanded dimension */
+  kn_fb_vector segments; /* CSR: row starts, non-decreasing */
+  kn_fb_vector indices;  /* CSR: coordinates within the dimension */
+  int seg_type, idx_type;
+} sparse_level;
+
+typedef struct sparse_walk {
+  sparse_level level[TFL_MAX_SPARSE_LEVELS];
+  int num_levels, rank;
+  int order[TFL_MAX_SPARSE_LEVELS]; /* traversal_order */
+  int block_of[KN_MAX_DIMS];        /* block index of a dense dim, or -1 */
+  int64_t block_size[KN_MAX_DIMS];  /* per block index */
+  int64_t dims[KN_MAX_DIMS];        /* the dense shape */
+  int64_t coord[TFL_MAX_SPARSE_LEVELS];
+  const uint8_t *values;
+  uint64_t num_values;
+  size_t elem_size;
+  uint8_t *out;
+  bool bad;
+} sparse_walk;
+
+static uint32_t index_at(const kn_fb_vector *v, int type, uint32_t i) {
+  if (type == TFL_SPARSE_INDEX_UINT8)
+    return kn_fb_vec_u8(v, i);
+  if (type == TFL_SPARSE_INDEX_UINT16) {
+    uint16_t x = (uint16_t)(kn_fb_vec_u8(v, 2 * i) |
+                            (kn_fb_vec_u8(v, 2 * i + 1) << 8));
+    return x;
+  }
+  return (uint32_t)kn_fb_vec_i32(v, i);
+}
+
+static uint32_t index_count(const kn_fb_vector *v, int type) {
+  return type == TFL_SPARSE_INDEX_UINT16 ? v->count / 2 : v->count;
+}
+
+/* Reads a SparseIndexVector union field pair as a flat byte/int vector. */
+static bool read_index_vector(tfl_ctx *c, const kn_fb_table *md, int type_id,
+                              int id, kn_fb_vector *out, int *type) {
+  *type = kn_fb_u8(md, type_id, TFL_SPARSE_INDEX_NONE);
+  kn_fb_table iv;
+  if (*type < TFL_SPARSE_INDEX_INT32 || *type > TFL_SPARSE_INDEX_UINT8 ||
+      !kn_fb_table_field(md, id, &iv))
+    return false;
+  /* Read uint16 vectors byte-wise: the reader has no 16-bit accessor. */
+  uint32_t stride = *type == TFL_SPARSE_INDEX_INT32 ? 4 : 1;
+  if (!kn_fb_vector_field(&iv, TFL_INDEX_VECTOR_VALUES,
+                          *type == TFL_SPARSE_INDEX_UINT16 ? 2 : stride, out))
+    return false;
+  if (*type == TFL_SPARSE_INDEX_UINT16) {
+    out->count *= 2; /* now counts bytes */
+    out->stride = 1;
+  }
+  return !kn_fb_failed(&c->fb);
+}
+
+static void sparse_place(sparse_walk *w, uint64_t value_pos) {
+  if (value_pos >= w->num_values) {
+    w->bad = true;
+    return;
+  }
+  int64_t linear = 0;
+  for (int d = 0; d < w->rank; d++) {
+    int64_t x = w->coord[d];
+    int b = w->block_of[d];
+    if (b >= 0)
+      x = x * w->block_size[b] + w->coord[w->rank + b];
+    if (x < 0 || x >= w->dims[d]) {
+      w->bad = true;
+      return;
+    }
+    linear = linear * w->dims[d] + x;
+  }
+  memcpy(w->out + (size_t)linear * w->elem_size,
+         w->values + (size_t)value_pos * w->elem_size, w->elem_size);
+}
+
+/* Depth-first over the levels; depth is bounded by TFL_MAX_SPARSE_LEVELS
+ * and the work by the dense size plus the index counts. */
+static void sparse_visit(sparse_walk *w, int l, uint64_t parent) {
+  const sparse_level *lv = &w->level[l];
+  bool last = l + 1 == w->num_levels;
+  if (!lv->csr) {
+    for (int64_t i = 0; i < lv->size && !w->bad; i++) {
+      w->coord[w->order[l]] = i;
+      uint64_t pos = parent * (uint64_t)lv->size + (uint64_t)i;
+      if (last)
+        sparse_place(w, pos);
+      else
+        sparse_visit(w, l + 1, pos);
+    }
+    return;
+  }
+  uint32_t nseg = index_count(&lv->segments, lv->seg_type);
+  if (parent + 1 >= nseg) {
+    w->bad = true;
+    return;
+  }
+  uint32_t start = index_at(&lv->segments, lv->seg_type, (uint32_t)parent);
+  uint32_t end = index_at(&lv->segments, lv->seg_type, (uint32_t)parent + 1);
+  for (uint32_t k = start; k < end && !w->bad; k++) {
+    uint32_t x = index_at(&lv->indices, lv->idx_type, k);
+    if ((int64_t)x >= lv->size) {
+      w->bad = true;
+      return;
+    }
+    w->coord[w->order[l]] = x;
+    if (last)
+      sparse_place(w, k);
+    else
+      sparse_visit(w, l + 1, k);
+  }
+}
+
+/* A sparse constant (SparsityParameters) becomes a dense constant; the
+ * DENSIFY operator reading it is then folded like a copy. */
+static kestrel_status densify(tfl_ctx *c, uint32_t index,
+                              const kn_fb_table *sp, const uint8_t *values,
+                              uint32_t values_bytes) {
+  tfl_tensor *info = &c->tensors[index];
+  kn_tensor *t = &c->g->tensors[info->kn];
+  sparse_walk *w = calloc(1, sizeof(*w));
+  if (!w)
+    return oom(c);
+  kestrel_status st = KESTREL_OK;
+  kn_fb_vector order, block_map, meta;
+  int rank = info->ndim;
+  int64_t numel = count_elements(rank, info->dims);
+  size_t es = kestrel_dtype_size(info->dtype);
+  bool ok = numel >= 0 && rank > 0 &&
+            kn_fb_vector_field(sp, TFL_SPARSITY_TRAVERSAL_ORDER, 4, &order) &&
+            kn_fb_vector_field(sp, TFL_SPARSITY_DIM_METADATA, 4, &meta);
+  if (!kn_fb_vector_field(sp, TFL_SPARSITY_BLOCK_MAP, 4, &block_map))
+    block_map.count = 0;
+  int levels = (int)order.count;
+  ok = ok && !kn_fb_failed(&c->fb) && levels >= rank &&
+       levels <= TFL_MAX_SPARSE_LEVELS && levels - rank <= rank &&
+       (uint32_t)(levels - rank) == block_map.count &&
+       meta.count == order.count && values_bytes % es == 0;
+  if (!ok)
+    goto bad;
+  w->rank = rank;
+  w->num_levels = levels;
+  w->elem_size = es;
+  w->values = values;
+  w->num_values = values_bytes / es;
+  for (int d = 0; d < rank; d++) {
+    w->dims[d] = info->dims[d];
+    w->block_of[d] = -1;
+  }
+  bool seen[TFL_MAX_SPARSE_LEVELS] = {false};
+  for (int l = 0; l < levels; l++) {
+    int32_t o = kn_fb_vec_i32(&order, (uint32_t)l);
+    if (o < 0 || o >= levels || seen[o])
+      goto bad;
+    seen[o] = true;
+    w->order[l] = o;
+  }
+  for (int b = 0; b < levels - rank; b++) {
+    int32_t d = kn_fb_vec_i32(&block_map, (uint32_t)b);
+    if (d < 0 || d >= rank || w->block_of[d] >= 0)
+      goto bad;
+    w->block_of[d] = b;
+  }
+  /* Block sizes come from the (dense) levels that traverse block dims. */
+  for (int l = 0; l < levels; l++) {
+    kn_fb_table md;
+    if (!kn_fb_vec_table(&meta, (uint32_t)l, &md))
+      goto bad;
+    sparse_level *lv = &w->level[l];
+    lv->csr = kn_fb_i8(&md, TFL_DIMMETA_FORMAT, TFL_DIM_DENSE) ==
+              TFL_DIM_SPARSE_CSR;
+    if (lv->csr) {
+      if (!read_index_vector(c, &md, TFL_DIMMETA_ARRAY_SEGMENTS_TYPE,
+                             TFL_DIMMETA_ARRAY_SEGMENTS, &lv->segments,
+                             &lv->seg_type) ||
+          !read_index_vector(c, &md, TFL_DIMMETA_ARRAY_INDICES_TYPE,
+                             TFL_DIMMETA_ARRAY_INDICES, &lv->indices,
+                             &lv->idx_type))
+        goto bad;
+      /* Non-decreasing segments bound the walk by the index count. */
+      uint32_t nseg = index_count(&lv->segments, lv->seg_type);
+      uint32_t nidx = index_count(&lv->indices, lv->idx_type);
+      uint32_t prev = 0;
+      for (uint32_t i = 0; i < nseg; i++) {
+        uint32_t v = index_at(&lv->segments, lv->seg_type, i);
+        if (v < prev || v > nidx || (i == 0 && v != 0))
+          goto bad;
+        prev = v;
+      }
+    } else {
+      int32_t size = kn_fb_i32(&md, TFL_DIMMETA_DENSE_SIZE, 0);
+      if (size <= 0)
+        goto bad;
+      lv->size = size;
+      if (w->order[l] >= rank)
+        w->block_size[w->order[l] - rank] = size;
+    }
+    if (kn_fb_failed(&c->fb))
+      goto bad;
+  }
+  /* Extents of the expanded dims; a blocked dim is split exactly. */
+  for (int l = 0; l < levels; l++) {
+    int o = w->order[l];
+    int64_t extent;
+    if (o >= rank) {
+      extent = w->block_size[o - rank];
+    } else if (w->block_of[o] >= 0) {
+      int64_t bs = w->block_size[w->block_of[o]];
+      if (bs <= 0 || w->dims[o] % bs)
+        goto bad;
+      extent = w->dims[o] / bs;
+    } else {
+      extent = w->dims[o];
+    }
+    if (extent <= 0)
+      goto bad;
+    if (!w->level[l].csr && w->level[l].size != extent)
+      goto bad;
+    w->level[l].size = extent;
+  }
+  if (!charge(c, (uint64_t)numel * es)) {
+    free(w);
+    return kn_fail(c->err, KESTREL_ERROR_MALFORMED,
+                   "TFLite: constant data exceeds %llu bytes",
+                   (unsigned long long)c->alloc_limit);
+  }
+  w->out = kn_tensor_alloc_data(t, info->dtype, rank, info->dims);
+  if (!w->out) {
+    free(w);
+    return oom(c);
+  }
+  sparse_visit(w, 0, 0);
+  if (w->bad || kn_fb_failed(&c->fb))
+    goto bad;
+  info->is_const = true;
+  free(w);
+  return KESTREL_OK;
+bad:
+  free(w);
+  if (kn_fb_failed(&c->fb))
+    return fb_error(c);
+  st = kn_fail(c->err, KESTREL_ERROR_MALFORMED,
+               "TFLite tensor %u ('%s'): inconsistent sparsity parameters",
+               index, t->name);
+  return st;
 }
 
 static kestrel_status read_tensor(tfl_ctx *c, uint32_t index,
@@ -353,9 +623,10 @@ static kestrel_status read_tensor(tfl_ctx *c, uint32_t index,
     return kn_fail(c->err, KESTREL_ERROR_UNSUPPORTED,
                    "TFLite tensor %u ('%s'): variable tensors", index,
                    t->name);
-  if (kn_fb_has_field(tt, TFL_TENSOR_SPARSITY))
-    return kn_fail(c->err, KESTREL_ERROR_UNSUPPORTED,
-                   "TFLite tensor %u ('%s'): sparse tensors", index, t->name);
+  kn_fb_table sparsity;
+  bool sparse = kn_fb_table_field(tt, TFL_TENSOR_SPARSITY, &sparsity);
+  if (kn_fb_failed(&c->fb))
+    return fb_error(c);
   t->dtype = info->dtype;
 
   kn_fb_table q;
@@ -390,8 +661,20 @@ static kestrel_status read_tensor(tfl_ctx *c, uint32_t index,
   bool has_data = kn_fb_vector_field(&bt, TFL_BUFFER_DATA, 1, &data);
   if (kn_fb_failed(&c->fb))
     return fb_error(c);
-  if (!has_data || data.count == 0)
+  if (!has_data || data.count == 0) {
+    if (sparse)
+      return kn_fail(c->err, KESTREL_ERROR_MALFORMED,
+                     "TFLite tensor %u ('%s'): sparse tensor without values",
+                     index, t->name);
     return KESTREL_OK;
+  }
+  if (sparse) {
+    if (info->dtype == KESTREL_DTYPE_UNDEFINED)
+      return kn_fail(c->err, KESTREL_ERROR_UNSUPPORTED,
+                     "TFLite tensor %u ('%s'): sparse tensor of type %d",
+                     index, t->name, info->type);
+    return densify(c, index, &sparsity, kn_fb_vec_bytes(&data), data.count);
+  }
 
   if (info->dtype == KESTREL_DTYPE_UNDEFINED)
     return kn_fail(c->err, KESTREL_ERROR_UNSUPPORTED,
@@ -1470,6 +1753,38 @@ static kestrel_status fold_dequantize(tfl_ctx *c, bool *folded) {
   return KESTREL_OK;
 }
 
+/* DENSIFY of a (densified-at-load) sparse constant: its output is the same
+ * dense constant. */
+static kestrel_status fold_densify(tfl_ctx *c) {
+  kestrel_status st = need_io(c, 1, 1, 1);
+  if (st != KESTREL_OK)
+    return st;
+  int x = in_idx(c, 0), y = out_idx(c, 0);
+  tfl_tensor *xi = &c->tensors[x], *yi = &c->tensors[y];
+  if (!xi->is_const)
+    return op_fail(c, KESTREL_ERROR_UNSUPPORTED, "input is not a constant");
+  const kn_tensor *xt = kt_of(c, x);
+  if (yi->dtype != xt->dtype || yi->ndim != xi->ndim ||
+      count_elements(yi->ndim, yi->dims) != kn_tensor_numel(xt))
+    return op_fail(c, KESTREL_ERROR_MALFORMED,
+                   "output differs from the input in type or size");
+  size_t bytes = kn_tensor_bytes(xt);
+  if (!charge(c, bytes))
+    return op_fail(c, KESTREL_ERROR_MALFORMED, "constant data too large");
+  void *out = kn_tensor_alloc_data(kt_of(c, y), xt->dtype, xi->ndim, xi->dims);
+  if (!out)
+    return oom(c);
+  memcpy(out, kt_of(c, x)->data, bytes);
+  const kn_tensor *src = kt_of(c, x);
+  if (src->q_count > 0 &&
+      kn_tensor_set_quant(kt_of(c, y), src->q_axis, src->q_count,
+                          src->q_scale, src->q_zero_point) != 0)
+    return oom(c);
+  yi->is_const = true;
+  c->folded++;
+  return KESTREL_OK;
+}
+
 static const char *op_label(tfl_ctx *c, int32_t builtin, const char *custom,
                             uint32_t custom_len) {
   if (builtin == TFL_BUILTIN_CUSTOM && custom) {
@@ -1586,6 +1901,10 @@ static kestrel_status import_subgraph(tfl_ctx *c, const kn_fb_table *sg) {
   kn_fb_vector_field(sg, TFL_SUBGRAPH_OPERATORS, 4, &ops);
   if (kn_fb_failed(&c->fb))
     return fb_error(c);
+  if (tensors.count > TFL_MAX_TENSORS || ops.count > TFL_MAX_OPERATORS)
+    return kn_fail(c->err, KESTREL_ERROR_UNSUPPORTED,
+                   "TFLite: %u tensors and %u operators exceed the limits",
+                   tensors.count, ops.count);
   c->num_tensors = tensors.count;
   c->tensors = calloc((size_t)tensors.count + 1, sizeof(tfl_tensor));
   if (!c->tensors)
@@ -1621,6 +1940,10 @@ static kestrel_status import_subgraph(tfl_ctx *c, const kn_fb_table *sg) {
     if (kn_graph_add_input(c->g, info->kn) != 0)
       return oom(c);
   }
+  /* Nothing to compute: refuse rather than hand on an empty graph. */
+  if (outputs.count == 0)
+    return kn_fail(c->err, KESTREL_ERROR_MALFORMED,
+                   "TFLite: subgraph 0 has no outputs");
   for (uint32_t i = 0; i < outputs.count; i++) {
     int32_t t = kn_fb_vec_i32(&outputs, i);
     if (t < 0 || (uint32_t)t >= c->num_tensors)
@@ -1661,6 +1984,11 @@ static kestrel_status import_subgraph(tfl_ctx *c, const kn_fb_table *sg) {
       return fb_error(c);
     if ((st = read_op(c, k, &ot, &op)))
       return st;
+    if (op.builtin == TFL_BUILTIN_DENSIFY) {
+      if ((st = fold_densify(c)))
+        return st;
+      continue;
+    }
     if (op.builtin == TFL_BUILTIN_DEQUANTIZE) {
       bool folded;
       if ((st = fold_dequantize(c, &folded)))

@@ -56,6 +56,36 @@ enum {
   TFL_TENSOR_VARIANT_TENSORS = 9,
 };
 
+/* table SparsityParameters (sparse constant tensors, densified at load) */
+enum {
+  TFL_SPARSITY_TRAVERSAL_ORDER = 0,
+  TFL_SPARSITY_BLOCK_MAP = 1,
+  TFL_SPARSITY_DIM_METADATA = 2,
+};
+
+/* table DimensionMetadata */
+enum {
+  TFL_DIMMETA_FORMAT = 0, /* DimensionType */
+  TFL_DIMMETA_DENSE_SIZE = 1,
+  TFL_DIMMETA_ARRAY_SEGMENTS_TYPE = 2,
+  TFL_DIMMETA_ARRAY_SEGMENTS = 3,
+  TFL_DIMMETA_ARRAY_INDICES_TYPE = 4,
+  TFL_DIMMETA_ARRAY_INDICES = 5,
+};
+
+/* enum DimensionType : byte */
+enum { TFL_DIM_DENSE = 0, TFL_DIM_SPARSE_CSR = 1 };
+
+/* union SparseIndexVector: tables Int32Vector, Uint16Vector, Uint8Vector,
+ * each with one field `values` (id 0). */
+enum {
+  TFL_SPARSE_INDEX_NONE = 0,
+  TFL_SPARSE_INDEX_INT32 = 1,
+  TFL_SPARSE_INDEX_UINT16 = 2,
+  TFL_SPARSE_INDEX_UINT8 = 3,
+};
+enum { TFL_INDEX_VECTOR_VALUES = 0 };
+
 /* table QuantizationParameters */
 enum {
   TFL_QUANT_MIN = 0,
@@ -151,6 +181,7 @@ enum {
   TFL_BUILTIN_LEAKY_RELU = 98,
   TFL_BUILTIN_QUANTIZE = 114,
   TFL_BUILTIN_HARD_SWISH = 117,
+  TFL_BUILTIN_DENSIFY = 124,
   /* builtin_code values >= this live only in the int32 field (3a). */
   TFL_BUILTIN_PLACEHOLDER_FOR_GREATER_OP_CODES = 127,
 };

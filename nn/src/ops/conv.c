@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <string.h>
 
+#include "conv_fast.h"
 #include "ops_common.h"
 
 /* Output positions accumulated at once in a stack row (kernels never
@@ -212,6 +213,8 @@ kestrel_status kn_conv_infer_common(kn_graph *g, kn_node *n, kn_tensor *x,
 }
 
 static kestrel_status conv_infer(kn_graph *g, kn_node *n, kestrel_error *err) {
+  if (kn_node_is_packed(n)) /* prepacked weights: the fast path */
+    return kn_conv_fast_infer(g, n, err);
   kn_tensor *x = kn_in(g, n, 0), *w = kn_in(g, n, 1);
   kn_tensor *b = kn_opt_in(g, n, 2), *y = kn_out(g, n, 0);
   if (!x || !w || !y)
@@ -237,6 +240,14 @@ static kestrel_status conv_infer(kn_graph *g, kn_node *n, kestrel_error *err) {
                         kestrel_dtype_name(x->dtype));
   }
   kestrel_status st = kn_conv_infer_common(g, n, x, w, b, y, ydt, err);
+  kn_tensor *res = kn_opt_in(g, n, 3);
+  if (st == KESTREL_OK && res &&
+      (ydt != KESTREL_DTYPE_F32 || res->dtype != KESTREL_DTYPE_F32 ||
+       res->ndim != y->ndim ||
+       memcmp(res->dims, y->dims, sizeof(int64_t) * (size_t)y->ndim)))
+    return kn_node_fail(err, KESTREL_ERROR_SHAPE, n,
+                        "residual input '%s' must be float32 shaped as the "
+                        "output", res->name);
   if (st == KESTREL_OK && ydt != KESTREL_DTYPE_F32 && !y->q_count)
     return kn_node_fail(err, KESTREL_ERROR_UNSUPPORTED, n,
                         "quantized conv output has no quantization");
@@ -287,7 +298,8 @@ static void conv_tap_f32(float *restrict acc, const float *restrict xrow,
  * accumulators stay in L1 while every (input channel, tap) adds a strided
  * input row to them. */
 static void conv_f32(const conv_plan *p, const float *x, const float *wt,
-                     const float *bias, float *y, const kn_act *act) {
+                     const float *bias, const float *residual, float *y,
+                     const kn_act *act) {
   const kn_spatial *xv = &p->xv, *yv = &p->yv;
   const kn_window *w = &p->win;
   float acc[CONV_TILE];
@@ -334,6 +346,13 @@ static void conv_f32(const conv_plan *p, const float *x, const float *wt,
                   }
                 }
               }
+            }
+            /* A fused residual Add ("residual" = 1) lands before the
+             * activation, as the Add did. */
+            if (residual) {
+              const float *rrow = residual + (yrow - y);
+              for (int64_t j = 0; j < nw; j++)
+                acc[j] += rrow[(ow0 + j) * yv->stride_sp[2]];
             }
             for (int64_t j = 0; j < nw; j++)
               yrow[(ow0 + j) * yv->stride_sp[2]] = kn_act_apply1(act, acc[j]);
@@ -457,6 +476,8 @@ kestrel_status kn_qconv_run(const kn_node *n, const kn_qconv *q,
 
 static kestrel_status conv_run(const kn_exec *x, const kn_node *n,
                                kestrel_error *err) {
+  if (kn_node_is_packed(n))
+    return kn_conv_fast_run(x, n, err);
   kn_graph *g = x->graph;
   kn_tensor *in = kn_in(g, n, 0), *w = kn_in(g, n, 1);
   kn_tensor *b = kn_opt_in(g, n, 2), *y = kn_out(g, n, 0);
@@ -486,11 +507,15 @@ static kestrel_status conv_run(const kn_exec *x, const kn_node *n,
   kestrel_status st = conv_plan_make(n, in, w, y, &layout, &p, err);
   if (st != KESTREL_OK)
     return st;
-  conv_f32(&p, in->data, w->data, b ? b->data : NULL, y->data, &act);
+  kn_tensor *res = kn_opt_in(g, n, 3);
+  conv_f32(&p, in->data, w->data, b ? b->data : NULL, res ? res->data : NULL,
+           y->data, &act);
   return KESTREL_OK;
 }
 
 uint64_t kn_conv_macs(kn_graph *g, const kn_node *n) {
+  if (kn_node_is_packed(n))
+    return kn_conv_fast_macs(g, n);
   kn_tensor *w = kn_in(g, n, 1), *y = kn_out(g, n, 0);
   if (!w || !y || w->ndim < 2 || y->ndim < 0)
     return 0;
@@ -598,11 +623,22 @@ static kestrel_status convt_infer(kn_graph *g, kn_node *n, kestrel_error *err) {
   if (!x || !w || !y)
     return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n,
                         "needs X and W inputs and an output");
-  if (x->dtype != KESTREL_DTYPE_F32 || w->dtype != KESTREL_DTYPE_F32 ||
-      (b && b->dtype != KESTREL_DTYPE_F32))
+  kestrel_dtype ydt = KESTREL_DTYPE_F32;
+  if (kn_is_q8_tensor(x)) {
+    /* Quantized: int8 weights (per-tensor, or per output channel when
+     * group is 1), int32 bias, int32 accumulation. */
+    if (!kn_is_q8(w->dtype) || !w->q_count ||
+        (b && b->dtype != KESTREL_DTYPE_I32) || !kn_is_q8_tensor(y))
+      return kn_node_fail(err, KESTREL_ERROR_UNSUPPORTED, n,
+                          "quantized ConvTranspose needs quantized weights "
+                          "and output and an int32 bias");
+    ydt = y->dtype;
+  } else if (x->dtype != KESTREL_DTYPE_F32 || w->dtype != KESTREL_DTYPE_F32 ||
+             (b && b->dtype != KESTREL_DTYPE_F32)) {
     return kn_node_fail(err, KESTREL_ERROR_UNSUPPORTED, n,
                         "dtype %s (float32 only)",
                         kestrel_dtype_name(x->dtype));
+  }
   int layout;
   if (!kn_layout_attr(n, &layout))
     return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n, "bad layout");
@@ -620,6 +656,11 @@ static kestrel_status convt_infer(kn_graph *g, kn_node *n, kestrel_error *err) {
   if (b && (b->ndim != 1 || b->dims[0] != m))
     return kn_node_fail(err, KESTREL_ERROR_SHAPE, n, "bias must be [%lld]",
                         (long long)m);
+  if (ydt != KESTREL_DTYPE_F32 && w->q_count != 1 &&
+      (group != 1 || w->q_count != m))
+    return kn_node_fail(err, KESTREL_ERROR_UNSUPPORTED, n,
+                        "weight scales: %d for %lld output channels",
+                        w->q_count, (long long)m);
   kn_act act = kn_act_from_node(n);
   if (!kn_act_valid(&act))
     return kn_node_fail(err, KESTREL_ERROR_UNSUPPORTED, n,
@@ -630,7 +671,100 @@ static kestrel_status convt_infer(kn_graph *g, kn_node *n, kestrel_error *err) {
     return st;
   int64_t dims[KN_MAX_DIMS];
   kn_spatial_dims(&xv, layout, m, win.out, dims);
-  kn_set_shape(y, KESTREL_DTYPE_F32, x->ndim, dims);
+  kn_set_shape(y, ydt, x->ndim, dims);
+  return KESTREL_OK;
+}
+
+static size_t convt_scratch(kn_graph *g, const kn_node *n) {
+  kn_tensor *x = kn_in(g, n, 0), *y = kn_out(g, n, 0);
+  if (!x || !y || !kn_is_q8(x->dtype) || y->ndim < 0)
+    return 0;
+  return (size_t)kn_tensor_numel(y) * sizeof(int32_t);
+}
+
+/* Quantized scatter: int32 accumulators in scratch (bias first), products
+ * of (x - x_zero) and (w - w_zero), then one requantization per output:
+ * y = sat(round(act(acc * x_scale * w_scale[m]) / y_scale) + y_zero). */
+static kestrel_status convt_run_q8(const kn_exec *ex, const kn_node *n,
+                                   const kn_spatial *xv, const kn_spatial *yv,
+                                   const kn_window *w, int64_t cg, int64_t mg,
+                                   int64_t ksize, kestrel_error *err) {
+  kn_graph *g = ex->graph;
+  kn_tensor *xt = kn_in(g, n, 0), *wt = kn_in(g, n, 1);
+  kn_tensor *bt = kn_opt_in(g, n, 2), *yt = kn_out(g, n, 0);
+  int64_t total = kn_tensor_numel(yt);
+  if (!ex->scratch || ex->scratch_bytes < (size_t)total * sizeof(int32_t))
+    return kn_node_fail(err, KESTREL_ERROR_INTERNAL, n, "scratch too small");
+  int32_t *acc = ex->scratch;
+  const int32_t *bias = bt ? bt->data : NULL;
+  int32_t xz = kn_q_zero(xt, 0);
+  for (int64_t in = 0; in < yv->n; in++)
+    for (int64_t m = 0; m < yv->c; m++)
+      for (int64_t a = 0; a < yv->sp[0]; a++)
+        for (int64_t b = 0; b < yv->sp[1]; b++)
+          for (int64_t c = 0; c < yv->sp[2]; c++)
+            acc[in * yv->stride_n + m * yv->stride_c + a * yv->stride_sp[0] +
+                b * yv->stride_sp[1] + c * yv->stride_sp[2]] =
+                bias ? bias[m] : 0;
+  for (int64_t in = 0; in < xv->n; in++) {
+    for (int64_t m = 0; m < yv->c; m++) {
+      int64_t gi = m / mg, mm = m - gi * mg;
+      int32_t wz = kn_q_zero(wt, wt->q_count > 1 ? m : 0);
+      int32_t *ym = acc + in * yv->stride_n + m * yv->stride_c;
+      for (int64_t ic = 0; ic < cg; ic++) {
+        int64_t c = gi * cg + ic;
+        int64_t xc = in * xv->stride_n + c * xv->stride_c;
+        int64_t wk = (c * mg + mm) * ksize;
+        for (int64_t kd = 0; kd < w->k[0]; kd++)
+          for (int64_t kh = 0; kh < w->k[1]; kh++)
+            for (int64_t kw = 0; kw < w->k[2]; kw++) {
+              int32_t wv =
+                  kn_load_int(wt->data, wt->dtype,
+                              wk + (kd * w->k[1] + kh) * w->k[2] + kw) -
+                  wz;
+              int64_t offw = kw * w->d[2] - w->pb[2], lo, hi;
+              kn_valid_range(xv->sp[2], yv->sp[2], w->s[2], offw, &lo, &hi);
+              for (int64_t id = 0; id < xv->sp[0]; id++) {
+                int64_t od = id * w->s[0] - w->pb[0] + kd * w->d[0];
+                if (od < 0 || od >= yv->sp[0])
+                  continue;
+                for (int64_t ih = 0; ih < xv->sp[1]; ih++) {
+                  int64_t oh = ih * w->s[1] - w->pb[1] + kh * w->d[1];
+                  if (oh < 0 || oh >= yv->sp[1])
+                    continue;
+                  int64_t xrow =
+                      xc + id * xv->stride_sp[0] + ih * xv->stride_sp[1];
+                  int32_t *yrow =
+                      ym + od * yv->stride_sp[0] + oh * yv->stride_sp[1];
+                  for (int64_t iw = lo; iw < hi; iw++)
+                    yrow[(iw * w->s[2] + offw) * yv->stride_sp[2]] +=
+                        wv * (kn_load_int(xt->data, xt->dtype,
+                                          xrow + iw * xv->stride_sp[2]) -
+                              xz);
+                }
+              }
+            }
+      }
+    }
+  }
+  kn_act act = kn_act_from_node(n);
+  double xs = kn_q_scale(xt, 0);
+  float ys = kn_q_scale(yt, 0);
+  int32_t yz = kn_q_zero(yt, 0);
+  for (int64_t in = 0; in < yv->n; in++)
+    for (int64_t m = 0; m < yv->c; m++) {
+      double mult = xs * kn_q_scale(wt, wt->q_count > 1 ? m : 0);
+      for (int64_t a = 0; a < yv->sp[0]; a++)
+        for (int64_t b = 0; b < yv->sp[1]; b++)
+          for (int64_t c = 0; c < yv->sp[2]; c++) {
+            int64_t i = in * yv->stride_n + m * yv->stride_c +
+                        a * yv->stride_sp[0] + b * yv->stride_sp[1] +
+                        c * yv->stride_sp[2];
+            float real = kn_act_apply1(&act, (float)(acc[i] * mult));
+            int64_t v = kn_round_even((double)real / ys) + yz;
+            kn_store_int(yt->data, yt->dtype, i, kn_saturate(v, yt->dtype));
+          }
+    }
   return KESTREL_OK;
 }
 
@@ -659,6 +793,8 @@ static kestrel_status convt_run(const kn_exec *ex, const kn_node *n,
   int64_t total = kn_tensor_numel(yt);
   if (total == 0)
     return KESTREL_OK;
+  if (kn_is_q8(xt->dtype))
+    return convt_run_q8(ex, n, &xv, &yv, &w, cg, mg, ksize, err);
   /* Bias first: positions no tap reaches keep it. */
   for (int64_t in = 0; in < yv.n; in++)
     for (int64_t m = 0; m < yv.c; m++)
@@ -752,6 +888,8 @@ void kn_qgemm_run(const kn_qgemm *q) {
 /* ---- Gemm ---------------------------------------------------------------- */
 
 static kestrel_status gemm_infer(kn_graph *g, kn_node *n, kestrel_error *err) {
+  if (kn_node_is_packed(n))
+    return kn_conv_fast_infer(g, n, err);
   kn_tensor *a = kn_in(g, n, 0), *b = kn_in(g, n, 1);
   kn_tensor *c = kn_opt_in(g, n, 2), *y = kn_out(g, n, 0);
   if (!a || !b || !y)
@@ -804,7 +942,8 @@ static kestrel_status gemm_infer(kn_graph *g, kn_node *n, kestrel_error *err) {
 
 static kestrel_status gemm_run(const kn_exec *ex, const kn_node *n,
                                kestrel_error *err) {
-  (void)err;
+  if (kn_node_is_packed(n))
+    return kn_conv_fast_run(ex, n, err);
   kn_graph *g = ex->graph;
   kn_tensor *at = kn_in(g, n, 0), *bt = kn_in(g, n, 1);
   kn_tensor *ct = kn_opt_in(g, n, 2), *yt = kn_out(g, n, 0);
@@ -889,6 +1028,8 @@ static kestrel_status gemm_run(const kn_exec *ex, const kn_node *n,
 }
 
 static uint64_t gemm_macs(kn_graph *g, const kn_node *n) {
+  if (kn_node_is_packed(n))
+    return kn_conv_fast_macs(g, n);
   kn_tensor *a = kn_in(g, n, 0), *y = kn_out(g, n, 0);
   if (!a || !y || a->ndim != 2 || y->ndim != 2)
     return 0;
@@ -1015,16 +1156,24 @@ static uint64_t matmul_macs(kn_graph *g, const kn_node *n) {
 
 /* ---- registration -------------------------------------------------------- */
 
+/* Only packed nodes (im2col tiles) need scratch. */
+static size_t conv_gemm_scratch(kn_graph *g, const kn_node *n) {
+  return kn_node_is_packed(n) ? kn_conv_fast_scratch(g, n) : 0;
+}
+
 void kn_register_ops_conv(kn_op_info *t) {
   /* Names stay as registry.c set them. */
   t[KN_OP_CONV] = (kn_op_info){.name = t[KN_OP_CONV].name,
                                .infer = conv_infer, .run = conv_run,
+                               .scratch = conv_gemm_scratch,
                                .macs = kn_conv_macs};
   t[KN_OP_CONV_TRANSPOSE] =
       (kn_op_info){.name = t[KN_OP_CONV_TRANSPOSE].name, .infer = convt_infer,
-                   .run = convt_run, .macs = convt_macs};
+                   .run = convt_run, .scratch = convt_scratch,
+                   .macs = convt_macs};
   t[KN_OP_GEMM] = (kn_op_info){.name = t[KN_OP_GEMM].name,
                                .infer = gemm_infer, .run = gemm_run,
+                               .scratch = conv_gemm_scratch,
                                .macs = gemm_macs};
   t[KN_OP_MATMUL] = (kn_op_info){.name = t[KN_OP_MATMUL].name,
                                  .infer = matmul_infer, .run = matmul_run,

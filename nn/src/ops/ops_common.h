@@ -30,20 +30,22 @@ static inline bool kn_is_const(const kn_tensor *t) {
 
 typedef struct kn_act {
   int kind;
-  float alpha, lo, hi;
+  float alpha, beta, lo, hi;
 } kn_act;
 
 static inline kn_act kn_act_from_node(const kn_node *n) {
   kn_act a;
   a.kind = (int)kn_attr_int(n, "activation", KN_ACT_NONE);
-  a.alpha = kn_attr_float(n, "activation_alpha", 0.01f);
+  a.alpha = kn_attr_float(n, "activation_alpha",
+                          a.kind == KN_ACT_HARDSIGMOID ? 0.2f : 0.01f);
+  a.beta = kn_attr_float(n, "activation_beta", 0.5f);
   a.lo = kn_attr_float(n, "activation_min", -INFINITY);
   a.hi = kn_attr_float(n, "activation_max", INFINITY);
   return a;
 }
 
 static inline bool kn_act_valid(const kn_act *a) {
-  return a->kind >= KN_ACT_NONE && a->kind <= KN_ACT_CLIP;
+  return a->kind >= KN_ACT_NONE && a->kind <= KN_ACT_HARDSIGMOID;
 }
 
 static inline float kn_act_apply1(const kn_act *a, float v) {
@@ -67,6 +69,8 @@ static inline float kn_act_apply1(const kn_act *a, float v) {
     return v >= 0.0f ? v : v * a->alpha;
   case KN_ACT_CLIP:
     return v < a->lo ? a->lo : (v > a->hi ? a->hi : v);
+  case KN_ACT_HARDSIGMOID:
+    return fmaxf(0.0f, fminf(1.0f, a->alpha * v + a->beta));
   default:
     return v;
   }

@@ -413,8 +413,14 @@ static void pad_value_bytes(kn_graph *g, const kn_node *n, const kn_tensor *x,
   double v;
   if (vt && vt->data && kn_tensor_numel(vt) >= 1) {
     v = kn_read_double(vt, 0);
+    /* A float pad value for a quantized tensor is a real value. */
+    if (x->q_count && kn_is_q8(x->dtype) &&
+        (vt->dtype == KESTREL_DTYPE_F32 || vt->dtype == KESTREL_DTYPE_F64))
+      v = (double)(kn_round_even(v / kn_q_scale(x, 0)) + kn_q_zero(x, 0));
   } else if (!vt && kn_node_attr(n, "value")) {
     v = kn_attr_float(n, "value", 0.0f);
+    if (x->q_count && kn_is_q8(x->dtype))
+      v = (double)(kn_round_even(v / kn_q_scale(x, 0)) + kn_q_zero(x, 0));
   } else {
     /* Quantized tensors pad with the real value 0. */
     v = x->q_count ? (double)kn_q_zero(x, 0) : 0.0;
@@ -713,9 +719,11 @@ static kestrel_status resize_infer(kn_graph *g, kn_node *n,
   if (!x || !y)
     return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n,
                         "needs an input and an output");
-  if (x->dtype != KESTREL_DTYPE_F32)
+  /* 8-bit (quantized) tensors resize their real values, requantized to
+   * y's parameters (x's when y has none). */
+  if (x->dtype != KESTREL_DTYPE_F32 && !kn_is_q8_tensor(x))
     return kn_node_fail(err, KESTREL_ERROR_UNSUPPORTED, n,
-                        "dtype %s (float32 only)",
+                        "dtype %s (float32 or quantized 8-bit only)",
                         kestrel_dtype_name(x->dtype));
   if (x->ndim < 1)
     return kn_node_fail(err, KESTREL_ERROR_SHAPE, n, "scalar input");
@@ -723,7 +731,9 @@ static kestrel_status resize_infer(kn_graph *g, kn_node *n,
   kestrel_status st = resize_plan_make(g, n, x, &p, err);
   if (st != KESTREL_OK)
     return st;
-  kn_set_shape(y, KESTREL_DTYPE_F32, x->ndim, p.out);
+  kn_set_shape(y, x->dtype, x->ndim, p.out);
+  if (x->dtype != KESTREL_DTYPE_F32 && !y->q_count)
+    kn_tensor_set_quant(y, -1, 1, x->q_scale, x->q_zero_point);
   return KESTREL_OK;
 }
 
@@ -908,6 +918,21 @@ static kestrel_status resize_run(const kn_exec *ex, const kn_node *n,
       active[nact++] = a;
   const float *x = xt->data;
   float *y = yt->data;
+  /* Quantized: read real values, write requantized ones. */
+  bool q8 = xt->dtype != KESTREL_DTYPE_F32;
+  float xs = kn_q_scale(xt, 0), ys = kn_q_scale(yt, 0);
+  int32_t xz = kn_q_zero(xt, 0), yz = kn_q_zero(yt, 0);
+#define RS_X(i)                                                                \
+  (q8 ? (float)(kn_load_int(xt->data, xt->dtype, (i)) - xz) * xs : x[(i)])
+#define RS_Y(i, v)                                                             \
+  do {                                                                         \
+    if (q8)                                                                    \
+      kn_store_int(yt->data, yt->dtype, (i),                                   \
+                   kn_saturate(kn_round_even((double)(v) / ys) + yz,           \
+                               yt->dtype));                                    \
+    else                                                                       \
+      y[(i)] = (v);                                                            \
+  } while (0)
   int64_t o[KN_MAX_DIMS] = {0};
   for (int64_t e = 0; e < ny; e++) {
     bool out = false;
@@ -923,9 +948,9 @@ static kestrel_status resize_run(const kn_exec *ex, const kn_node *n,
       }
     }
     if (out) {
-      y[e] = p.extrapolation;
+      RS_Y(e, p.extrapolation);
     } else if (nact == 0) {
-      y[e] = (float)(wbase * x[base]);
+      RS_Y(e, (float)(wbase * RS_X(base)));
     } else {
       int tc[KN_MAX_DIMS] = {0};
       double sum = 0.0;
@@ -939,7 +964,7 @@ static kestrel_status resize_run(const kn_exec *ex, const kn_node *n,
           w *= t->w;
         }
         if (w != 0.0)
-          sum += w * x[off];
+          sum += w * RS_X(off);
         int i = nact - 1;
         for (; i >= 0; i--) {
           if (++tc[i] < ntaps[active[i]])
@@ -949,7 +974,7 @@ static kestrel_status resize_run(const kn_exec *ex, const kn_node *n,
         if (i < 0)
           break;
       }
-      y[e] = (float)sum;
+      RS_Y(e, (float)sum);
     }
     for (int a = r - 1; a >= 0; a--) {
       if (++o[a] < p.out[a])
@@ -957,6 +982,8 @@ static kestrel_status resize_run(const kn_exec *ex, const kn_node *n,
       o[a] = 0;
     }
   }
+#undef RS_X
+#undef RS_Y
   return KESTREL_OK;
 }
 

@@ -86,8 +86,54 @@ static int32_t qparams_zero(const qparams *q, int64_t ch) {
   return kn_load_int(q->zero, q->zero_dt, q->zero_count > 1 ? ch : 0);
 }
 
+/* QuantizeLinear with int attribute dynamic=1 is ONNX's
+ * DynamicQuantizeLinear: outputs y (uint8), y_scale and y_zero_point
+ * (scalars) computed from this run's min/max, range widened to hold 0.
+ * Dynamic quantization (kestrel quantize --calib none) feeds ConvInteger /
+ * MatMulInteger with it. */
+static kestrel_status dynq_infer(kn_graph *g, kn_node *n, kestrel_error *err) {
+  kn_tensor *x = kn_in(g, n, 0);
+  if (!x || n->num_outputs != 3 || !kn_out(g, n, 1) || !kn_out(g, n, 2))
+    return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n,
+                        "dynamic quantization needs an input and 3 outputs");
+  if (x->dtype != KESTREL_DTYPE_F32)
+    return kn_node_fail(err, KESTREL_ERROR_UNSUPPORTED, n, "input dtype %s",
+                        kestrel_dtype_name(x->dtype));
+  kn_set_shape(kn_out(g, n, 0), KESTREL_DTYPE_U8, x->ndim, x->dims);
+  kn_set_shape(kn_out(g, n, 1), KESTREL_DTYPE_F32, 0, NULL);
+  kn_set_shape(kn_out(g, n, 2), KESTREL_DTYPE_U8, 0, NULL);
+  return KESTREL_OK;
+}
+
+static kestrel_status dynq_run(const kn_exec *ex, const kn_node *n) {
+  kn_graph *g = ex->graph;
+  kn_tensor *x = kn_in(g, n, 0), *y = kn_out(g, n, 0);
+  const float *xv = x->data;
+  int64_t total = kn_tensor_numel(x);
+  float lo = 0.0f, hi = 0.0f;
+  for (int64_t i = 0; i < total; i++) {
+    if (xv[i] < lo)
+      lo = xv[i];
+    if (xv[i] > hi)
+      hi = xv[i];
+  }
+  float scale = (hi - lo) / 255.0f;
+  if (!(scale > 0.0f))
+    scale = 1.0f;
+  int32_t zp = kn_saturate(kn_round_even(-lo / scale), KESTREL_DTYPE_U8);
+  uint8_t *yv = y->data;
+  for (int64_t i = 0; i < total; i++)
+    yv[i] = (uint8_t)kn_saturate(kn_round_even(xv[i] / scale) + zp,
+                                 KESTREL_DTYPE_U8);
+  *(float *)kn_out(g, n, 1)->data = scale;
+  *(uint8_t *)kn_out(g, n, 2)->data = (uint8_t)zp;
+  return KESTREL_OK;
+}
+
 static kestrel_status quantize_infer(kn_graph *g, kn_node *n,
                                      kestrel_error *err) {
+  if (kn_attr_int(n, "dynamic", 0))
+    return dynq_infer(g, n, err);
   kn_tensor *x = kn_in(g, n, 0), *y = kn_out(g, n, 0);
   kn_tensor *z = kn_opt_in(g, n, 2);
   if (!x || !y)
@@ -132,6 +178,8 @@ static kestrel_status quantize_infer(kn_graph *g, kn_node *n,
 
 static kestrel_status quantize_run(const kn_exec *ex, const kn_node *n,
                                    kestrel_error *err) {
+  if (kn_attr_int(n, "dynamic", 0))
+    return dynq_run(ex, n);
   kn_graph *g = ex->graph;
   kn_tensor *x = kn_in(g, n, 0), *y = kn_out(g, n, 0);
   qparams q;

@@ -211,6 +211,8 @@ typedef struct op {
   int32_t in[4], out[1];
   int options_type;
   table options;
+  const void *custom_options; /* custom ops: raw bytes */
+  uint32_t custom_options_size;
 } op;
 
 typedef struct model {
@@ -221,9 +223,10 @@ typedef struct model {
   int nb;
   op *ops;
   int nops;
-  const int32_t (*opcodes)[2]; /* builtin code, version */
+  const int32_t (*opcodes)[2]; /* builtin code, version; one per op */
   int32_t inputs[4], outputs[4];
   int ninputs, noutputs;
+  const char *const *custom_codes; /* per opcode, NULL for builtins */
 } model;
 
 /* Lays the whole model out into buf. */
@@ -250,7 +253,11 @@ static void write_model(const model *m) {
     scalar(&oc, TFL_OPCODE_DEPRECATED_BUILTIN_CODE, 1, (uint64_t)m->opcodes[i][0]);
     scalar(&oc, TFL_OPCODE_VERSION, 4, (uint64_t)m->opcodes[i][1]);
     scalar(&oc, TFL_OPCODE_BUILTIN_CODE, 4, (uint64_t)m->opcodes[i][0]);
+    const char *custom = m->custom_codes ? m->custom_codes[i] : NULL;
+    int f_custom = custom ? offset(&oc, TFL_OPCODE_CUSTOM_CODE) : -1;
     link(codes + 4 + 4 * (size_t)i, write_table(&oc));
+    if (custom)
+      link(oc.pos[f_custom], write_string(custom));
   }
 
   size_t subgraphs = write_offsets(1);
@@ -302,7 +309,14 @@ static void write_model(const model *m) {
              (uint64_t)m->ops[i].options_type);
       f_opt = offset(&ot, TFL_OP_BUILTIN_OPTIONS);
     }
+    int f_custom = m->ops[i].custom_options
+                       ? offset(&ot, TFL_OP_CUSTOM_OPTIONS)
+                       : -1;
     link(opvec + 4 + 4 * (size_t)i, write_table(&ot));
+    if (f_custom >= 0)
+      link(ot.pos[f_custom], write_vector(m->ops[i].custom_options,
+                                          m->ops[i].custom_options_size, 1,
+                                          4));
     link(ot.pos[f_in], write_i32s(m->ops[i].in, (uint32_t)m->ops[i].nin));
     link(ot.pos[f_out], write_i32s(m->ops[i].out, (uint32_t)m->ops[i].nout));
     if (f_opt >= 0)
@@ -334,7 +348,9 @@ static int save(const char *path) {
 
 enum { NUM_T = 17, NUM_B = 8, NUM_OPS = 9 };
 
-static void build_int8(void) {
+/* unsupported: the ADD becomes SQUARED_DIFFERENCE, an op Kestrel does not
+ * map, for the test of the importer's error message. */
+static void build_int8(bool unsupported) {
   const float s_in = 1.0f / 128, s_conv = 6.0f / 255, s_dw = 4.0f / 255;
   const float s_add = 10.0f / 255, s_fc = 12.0f / 255;
 
@@ -420,7 +436,7 @@ static void build_int8(void) {
   t[13].scale[0] = s_add * fc_ws;
 
   /* opcode table: builtin code, version */
-  static const int32_t opcodes[NUM_OPS][2] = {
+  static int32_t opcodes[NUM_OPS][2] = {
       {TFL_BUILTIN_QUANTIZE, 2},        {TFL_BUILTIN_CONV_2D, 3},
       {TFL_BUILTIN_DEPTHWISE_CONV_2D, 3}, {TFL_BUILTIN_ADD, 2},
       {TFL_BUILTIN_MAX_POOL_2D, 2},     {TFL_BUILTIN_MEAN, 2},
@@ -429,36 +445,38 @@ static void build_int8(void) {
   };
   op ops[NUM_OPS];
   memset(ops, 0, sizeof(ops));
-  ops[0] = (op){0, 1, 1, {0}, {1}, TFL_OPTIONS_NONE, {0}};
-  ops[1] = (op){1, 3, 1, {1, 2, 3}, {4}, TFL_OPTIONS_CONV2D, {0}};
+  ops[0] = (op){0, 1, 1, {0}, {1}, TFL_OPTIONS_NONE, {0}, NULL, 0};
+  ops[1] = (op){1, 3, 1, {1, 2, 3}, {4}, TFL_OPTIONS_CONV2D, {0}, NULL, 0};
   scalar(&ops[1].options, TFL_CONV2D_PADDING, 1, TFL_PADDING_SAME);
   scalar(&ops[1].options, TFL_CONV2D_STRIDE_W, 4, 2);
   scalar(&ops[1].options, TFL_CONV2D_STRIDE_H, 4, 2);
   scalar(&ops[1].options, TFL_CONV2D_FUSED_ACTIVATION, 1, TFL_ACT_RELU6);
-  ops[2] = (op){2, 3, 1, {4, 5, 6}, {7}, TFL_OPTIONS_DEPTHWISE_CONV2D, {0}};
+  ops[2] = (op){2, 3, 1, {4, 5, 6}, {7}, TFL_OPTIONS_DEPTHWISE_CONV2D, {0}, NULL, 0};
   scalar(&ops[2].options, TFL_DWCONV_PADDING, 1, TFL_PADDING_SAME);
   scalar(&ops[2].options, TFL_DWCONV_STRIDE_W, 4, 1);
   scalar(&ops[2].options, TFL_DWCONV_STRIDE_H, 4, 1);
   scalar(&ops[2].options, TFL_DWCONV_DEPTH_MULTIPLIER, 4, 1);
   scalar(&ops[2].options, TFL_DWCONV_FUSED_ACTIVATION, 1, TFL_ACT_RELU);
-  ops[3] = (op){3, 2, 1, {7, 4}, {8}, TFL_OPTIONS_ADD, {0}};
+  ops[3] = (op){3, 2, 1, {7, 4}, {8}, TFL_OPTIONS_ADD, {0}, NULL, 0};
   scalar(&ops[3].options, TFL_ARITH_FUSED_ACTIVATION, 1, TFL_ACT_NONE);
-  ops[4] = (op){4, 1, 1, {8}, {9}, TFL_OPTIONS_POOL2D, {0}};
+  ops[4] = (op){4, 1, 1, {8}, {9}, TFL_OPTIONS_POOL2D, {0}, NULL, 0};
   scalar(&ops[4].options, TFL_POOL_PADDING, 1, TFL_PADDING_VALID);
   scalar(&ops[4].options, TFL_POOL_STRIDE_W, 4, 2);
   scalar(&ops[4].options, TFL_POOL_STRIDE_H, 4, 2);
   scalar(&ops[4].options, TFL_POOL_FILTER_W, 4, 2);
   scalar(&ops[4].options, TFL_POOL_FILTER_H, 4, 2);
-  ops[5] = (op){5, 2, 1, {9, 10}, {11}, TFL_OPTIONS_REDUCER, {0}};
+  ops[5] = (op){5, 2, 1, {9, 10}, {11}, TFL_OPTIONS_REDUCER, {0}, NULL, 0};
   scalar(&ops[5].options, TFL_REDUCER_KEEP_DIMS, 1, 0);
-  ops[6] = (op){6, 3, 1, {11, 12, 13}, {14}, TFL_OPTIONS_FULLY_CONNECTED, {0}};
+  ops[6] = (op){6, 3, 1, {11, 12, 13}, {14}, TFL_OPTIONS_FULLY_CONNECTED, {0}, NULL, 0};
   scalar(&ops[6].options, TFL_FC_FUSED_ACTIVATION, 1, TFL_ACT_NONE);
-  ops[7] = (op){7, 1, 1, {14}, {15}, TFL_OPTIONS_SOFTMAX, {0}};
+  ops[7] = (op){7, 1, 1, {14}, {15}, TFL_OPTIONS_SOFTMAX, {0}, NULL, 0};
   f32field(&ops[7].options, TFL_SOFTMAX_BETA, 1.0f);
-  ops[8] = (op){8, 1, 1, {15}, {16}, TFL_OPTIONS_NONE, {0}};
+  ops[8] = (op){8, 1, 1, {15}, {16}, TFL_OPTIONS_NONE, {0}, NULL, 0};
 
+  if (unsupported)
+    opcodes[3][0] = 99; /* SQUARED_DIFFERENCE */
   model m = {"kestrel int8 test model", t, NUM_T, buffers, NUM_B, ops, NUM_OPS,
-             opcodes, {0}, {16}, 1, 1};
+             opcodes, {0}, {16}, 1, 1, NULL};
   write_model(&m);
 }
 
@@ -540,56 +558,130 @@ static void build_float_ops(void) {
   enum { NOPS = 15 };
   static op ops[NOPS];
   memset(ops, 0, sizeof(ops));
-  ops[0] = (op){0, 3, 1, {0, 1, 2}, {3}, TFL_OPTIONS_CONV2D, {0}};
+  ops[0] = (op){0, 3, 1, {0, 1, 2}, {3}, TFL_OPTIONS_CONV2D, {0}, NULL, 0};
   scalar(&ops[0].options, TFL_CONV2D_PADDING, 1, TFL_PADDING_SAME);
   scalar(&ops[0].options, TFL_CONV2D_STRIDE_W, 4, 1);
   scalar(&ops[0].options, TFL_CONV2D_STRIDE_H, 4, 1);
   scalar(&ops[0].options, TFL_CONV2D_DILATION_W, 4, 2);
   scalar(&ops[0].options, TFL_CONV2D_DILATION_H, 4, 2);
-  ops[1] = (op){1, 1, 1, {3}, {4}, TFL_OPTIONS_NONE, {0}};
-  ops[2] = (op){2, 4, 1, {5, 6, 4, 7}, {8}, TFL_OPTIONS_TRANSPOSE_CONV, {0}};
+  ops[1] = (op){1, 1, 1, {3}, {4}, TFL_OPTIONS_NONE, {0}, NULL, 0};
+  ops[2] = (op){2, 4, 1, {5, 6, 4, 7}, {8}, TFL_OPTIONS_TRANSPOSE_CONV, {0}, NULL, 0};
   scalar(&ops[2].options, TFL_TCONV_PADDING, 1, TFL_PADDING_SAME);
   scalar(&ops[2].options, TFL_TCONV_STRIDE_W, 4, 2);
   scalar(&ops[2].options, TFL_TCONV_STRIDE_H, 4, 2);
-  ops[3] = (op){3, 2, 1, {8, 9}, {10}, TFL_OPTIONS_NONE, {0}};
-  ops[4] = (op){4, 1, 1, {10}, {25}, TFL_OPTIONS_NONE, {0}};
-  ops[5] = (op){5, 1, 1, {10}, {11}, TFL_OPTIONS_POOL2D, {0}};
+  ops[3] = (op){3, 2, 1, {8, 9}, {10}, TFL_OPTIONS_NONE, {0}, NULL, 0};
+  ops[4] = (op){4, 1, 1, {10}, {25}, TFL_OPTIONS_NONE, {0}, NULL, 0};
+  ops[5] = (op){5, 1, 1, {10}, {11}, TFL_OPTIONS_POOL2D, {0}, NULL, 0};
   scalar(&ops[5].options, TFL_POOL_PADDING, 1, TFL_PADDING_SAME);
   scalar(&ops[5].options, TFL_POOL_STRIDE_W, 4, 2);
   scalar(&ops[5].options, TFL_POOL_STRIDE_H, 4, 2);
   scalar(&ops[5].options, TFL_POOL_FILTER_W, 4, 3);
   scalar(&ops[5].options, TFL_POOL_FILTER_H, 4, 3);
-  ops[6] = (op){6, 2, 1, {11, 12}, {13}, TFL_OPTIONS_RESIZE_BILINEAR, {0}};
+  ops[6] = (op){6, 2, 1, {11, 12}, {13}, TFL_OPTIONS_RESIZE_BILINEAR, {0}, NULL, 0};
   scalar(&ops[6].options, TFL_RESIZE_BILINEAR_HALF_PIXEL_CENTERS, 1, 1);
   ops[7] = (op){7, 2, 1, {13, 14}, {15}, TFL_OPTIONS_RESIZE_NEAREST_NEIGHBOR,
-                {0}};
+                {0}, NULL, 0};
   scalar(&ops[7].options, TFL_RESIZE_NEAREST_ALIGN_CORNERS, 1, 1);
-  ops[8] = (op){8, 2, 1, {15, 16}, {17}, TFL_OPTIONS_NONE, {0}};
-  ops[9] = (op){9, 1, 1, {17}, {18}, TFL_OPTIONS_NONE, {0}};
-  ops[10] = (op){10, 2, 1, {18, 18}, {27}, TFL_OPTIONS_MUL, {0}};
+  ops[8] = (op){8, 2, 1, {15, 16}, {17}, TFL_OPTIONS_NONE, {0}, NULL, 0};
+  ops[9] = (op){9, 1, 1, {17}, {18}, TFL_OPTIONS_NONE, {0}, NULL, 0};
+  ops[10] = (op){10, 2, 1, {18, 18}, {27}, TFL_OPTIONS_MUL, {0}, NULL, 0};
   scalar(&ops[10].options, TFL_ARITH_FUSED_ACTIVATION, 1, TFL_ACT_NONE);
-  ops[11] = (op){11, 2, 1, {27, 19}, {20}, TFL_OPTIONS_REDUCER, {0}};
+  ops[11] = (op){11, 2, 1, {27, 19}, {20}, TFL_OPTIONS_REDUCER, {0}, NULL, 0};
   scalar(&ops[11].options, TFL_REDUCER_KEEP_DIMS, 1, 1);
-  ops[12] = (op){12, 3, 1, {20, 21, 22}, {23}, TFL_OPTIONS_FULLY_CONNECTED, {0}};
+  ops[12] = (op){12, 3, 1, {20, 21, 22}, {23}, TFL_OPTIONS_FULLY_CONNECTED, {0}, NULL, 0};
   scalar(&ops[12].options, TFL_FC_KEEP_NUM_DIMS, 1, 1);
-  ops[13] = (op){13, 1, 1, {23}, {24}, TFL_OPTIONS_SOFTMAX, {0}};
+  ops[13] = (op){13, 1, 1, {23}, {24}, TFL_OPTIONS_SOFTMAX, {0}, NULL, 0};
   f32field(&ops[13].options, TFL_SOFTMAX_BETA, 0.5f);
-  ops[14] = (op){14, 2, 1, {11, 11}, {26}, TFL_OPTIONS_CONCATENATION, {0}};
+  ops[14] = (op){14, 2, 1, {11, 11}, {26}, TFL_OPTIONS_CONCATENATION, {0}, NULL, 0};
   scalar(&ops[14].options, TFL_CONCAT_AXIS, 4, (uint64_t)(uint32_t)-1);
   scalar(&ops[14].options, TFL_CONCAT_FUSED_ACTIVATION, 1, TFL_ACT_NONE);
   model m = {"kestrel float ops test model", t, (int)(sizeof(t) / sizeof(t[0])),
              buffers, (int)(sizeof(buffers) / sizeof(buffers[0])), ops, NOPS,
-             opcodes, {0}, {24, 25, 26}, 1, 3};
+             opcodes, {0}, {24, 25, 26}, 1, 3, NULL};
+  write_model(&m);
+}
+
+/* A transposed conv, k4/s2 as in MediaPipe's segmentation decoders, with
+ * SAME and VALID padding: as builtin TRANSPOSE_CONV (which TFLite runs) or
+ * as MediaPipe's custom Convolution2DTransposeBias (which it cannot). Both
+ * variants hold the same weights and name their outputs alike, so Kestrel's
+ * custom-op path can be checked against TFLite's builtin. */
+static void build_tconv(bool custom) {
+  static float w[4 * 4 * 4 * 3], b[4];
+  static const int32_t same_shape[4] = {1, 16, 16, 4},
+                       valid_shape[4] = {1, 18, 18, 4};
+  fill(w, 192, -0.5f, 0.5f);
+  fill(b, 4, -0.3f, 0.3f);
+  const buffer_data buffers[] = {
+      {NULL, 0},
+      {w, sizeof(w)},
+      {b, sizeof(b)},
+      {same_shape, sizeof(same_shape)},
+      {valid_shape, sizeof(valid_shape)},
+  };
+  enum { F = TFL_TYPE_FLOAT32, I = TFL_TYPE_INT32 };
+  const tensor t[] = {
+      {"input", F, 4, {1, 8, 8, 3}, 0, 0, {0}, {0}, 0},
+      {"weights", F, 4, {4, 4, 4, 3}, 1, 0, {0}, {0}, 0},
+      {"bias", F, 1, {4}, 2, 0, {0}, {0}, 0},
+      {"same/output_shape", I, 1, {4}, 3, 0, {0}, {0}, 0},
+      {"valid/output_shape", I, 1, {4}, 4, 0, {0}, {0}, 0},
+      {"same", F, 4, {1, 16, 16, 4}, 0, 0, {0}, {0}, 0},
+      {"valid", F, 4, {1, 18, 18, 4}, 0, 0, {0}, {0}, 0},
+  };
+  /* TfLiteTransposeConvParams: padding (1 SAME, 2 VALID), stride w, h */
+  static const int32_t same_params[3] = {TFL_MP_PADDING_SAME, 2, 2},
+                       valid_params[3] = {TFL_MP_PADDING_VALID, 2, 2};
+  /* one opcode entry per operator, as the writer expects */
+  static const int32_t builtin_codes[2][2] = {{TFL_BUILTIN_TRANSPOSE_CONV, 3},
+                                              {TFL_BUILTIN_TRANSPOSE_CONV, 3}};
+  static const int32_t custom_codes[2][2] = {{TFL_BUILTIN_CUSTOM, 1},
+                                             {TFL_BUILTIN_CUSTOM, 1}};
+  static const char *const custom_names[2] = {TFL_CUSTOM_TRANSPOSE_CONV_BIAS,
+                                              TFL_CUSTOM_TRANSPOSE_CONV_BIAS};
+  static op ops[2];
+  memset(ops, 0, sizeof(ops));
+  if (custom) {
+    ops[0] = (op){0, 3, 1, {0, 1, 2}, {5}, TFL_OPTIONS_NONE, {0}, same_params,
+                  sizeof(same_params)};
+    ops[1] = (op){1, 3, 1, {0, 1, 2}, {6}, TFL_OPTIONS_NONE, {0}, valid_params,
+                  sizeof(valid_params)};
+  } else {
+    ops[0] = (op){0, 4, 1, {3, 1, 0, 2}, {5}, TFL_OPTIONS_TRANSPOSE_CONV, {0},
+                  NULL, 0};
+    ops[1] = (op){1, 4, 1, {4, 1, 0, 2}, {6}, TFL_OPTIONS_TRANSPOSE_CONV, {0},
+                  NULL, 0};
+    for (int i = 0; i < 2; i++) {
+      scalar(&ops[i].options, TFL_TCONV_PADDING, 1,
+             i == 0 ? TFL_PADDING_SAME : TFL_PADDING_VALID);
+      scalar(&ops[i].options, TFL_TCONV_STRIDE_W, 4, 2);
+      scalar(&ops[i].options, TFL_TCONV_STRIDE_H, 4, 2);
+    }
+  }
+  model m = {custom ? "kestrel custom tconv test model"
+                    : "kestrel builtin tconv test model",
+             t, (int)(sizeof(t) / sizeof(t[0])), buffers,
+             (int)(sizeof(buffers) / sizeof(buffers[0])), ops, 2,
+             custom ? custom_codes : builtin_codes, {0}, {5, 6}, 1, 2,
+             custom ? custom_names : NULL};
   write_model(&m);
 }
 
 int main(int argc, char **argv) {
   if (argc == 2) {
-    build_int8();
+    build_int8(false);
+  } else if (argc == 3 && strcmp(argv[2], "unsupported-op") == 0) {
+    build_int8(true);
   } else if (argc == 3 && strcmp(argv[2], "float-ops") == 0) {
     build_float_ops();
+  } else if (argc == 3 && strcmp(argv[2], "tconv-builtin") == 0) {
+    build_tconv(false);
+  } else if (argc == 3 && strcmp(argv[2], "tconv-custom") == 0) {
+    build_tconv(true);
   } else {
-    fprintf(stderr, "usage: %s OUT.tflite [float-ops]\n", argv[0]);
+    fprintf(stderr, "usage: %s OUT.tflite "
+            "[float-ops|tconv-builtin|tconv-custom|unsupported-op]\n",
+            argv[0]);
     return 2;
   }
   return save(argv[1]);

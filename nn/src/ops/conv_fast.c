@@ -1,0 +1,520 @@
+/* Conv/Gemm on packed weights (see conv_fast.h): geometry checks at load
+ * time, then at run time a parallel loop over output rows that feeds the
+ * kernels of nn/kernels and finishes each tile with the epilogue work the
+ * kernels do not do themselves (residual add, non-clamp activations). */
+#include "conv_fast.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "../../kernels/kernels.h"
+#include "ops_common.h"
+#include "threadpool.h"
+
+/* im2col tile per thread: small enough to stay in L2 next to the weights
+ * the GEMM streams, large enough that the GEMM call overhead vanishes. */
+#define IM2COL_TILE_BYTES (96 * 1024)
+/* Row grain: a multiple of the qs8 (3) and f32 (6) kernels' row tiles, so
+ * thread boundaries do not create remainder tiles. */
+#define ROW_GRAIN 12
+
+bool kn_node_is_packed(const kn_node *n) {
+  return kn_node_attr(n, "packed") != NULL;
+}
+
+static bool kind_is_int8(int64_t kind) {
+  return kind == KN_PACKED_QS8_GEMM || kind == KN_PACKED_QS8_DWCONV;
+}
+
+static bool kind_is_dw(int64_t kind) {
+  return kind == KN_PACKED_F32_DWCONV || kind == KN_PACKED_QS8_DWCONV;
+}
+
+static bool act_is_clamp(int kind) {
+  return kind == KN_ACT_NONE || kind == KN_ACT_RELU || kind == KN_ACT_RELU6 ||
+         kind == KN_ACT_RELU_N1_TO_1 || kind == KN_ACT_CLIP;
+}
+
+/* Real-valued clamp bounds of a clamp activation. */
+static void act_bounds(const kn_act *a, float *lo, float *hi) {
+  *lo = -INFINITY;
+  *hi = INFINITY;
+  switch (a->kind) {
+  case KN_ACT_RELU: *lo = 0.0f; break;
+  case KN_ACT_RELU6: *lo = 0.0f; *hi = 6.0f; break;
+  case KN_ACT_RELU_N1_TO_1: *lo = -1.0f; *hi = 1.0f; break;
+  case KN_ACT_CLIP: *lo = a->lo; *hi = a->hi; break;
+  default: break;
+  }
+}
+
+/* The quantized bound of a real bound: rounding is monotone, so clamping
+ * the rounded value equals rounding the clamped one. */
+static int32_t q_bound(float real, float scale, int32_t zp, int32_t dflt) {
+  if (isinf(real) || !(scale > 0.0f))
+    return dflt;
+  double q = nearbyint((double)real / scale) + zp;
+  if (q < -128.0)
+    return -128;
+  if (q > 127.0)
+    return 127;
+  return (int32_t)q;
+}
+
+/* ---- geometry -------------------------------------------------------------- */
+
+typedef struct fast_geo {
+  int64_t kind;
+  bool is_conv, is_dw, direct; /* direct: 1x1 s1 p0 conv or Gemm */
+  size_t batch, m, n, k;       /* m rows per image, k reduction */
+  size_t in_c;
+  kn_conv_geometry geo;
+} fast_geo;
+
+static kestrel_status fast_geometry(kn_graph *g, const kn_node *n,
+                                    fast_geo *fg, int64_t *ydims,
+                                    kestrel_error *err) {
+  memset(fg, 0, sizeof(*fg));
+  kn_tensor *x = kn_in(g, n, 0);
+  fg->kind = kn_attr_int(n, "packed", 0);
+  if (fg->kind < KN_PACKED_F32_GEMM || fg->kind > KN_PACKED_QS8_DWCONV)
+    return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n,
+                        "bad packed kind %lld", (long long)fg->kind);
+  int64_t nch = kn_attr_int(n, "packed_channels", 0);
+  if (nch < 1 || nch > (INT64_C(1) << 24))
+    return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n,
+                        "bad packed_channels %lld", (long long)nch);
+  fg->n = (size_t)nch;
+  fg->is_conv = n->op == KN_OP_CONV;
+  fg->is_dw = kind_is_dw(fg->kind);
+  if (!x || x->ndim < 0)
+    return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n, "missing input");
+  if (!fg->is_conv) {
+    if (n->op != KN_OP_GEMM || fg->is_dw)
+      return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n,
+                          "packed kind %lld on this op", (long long)fg->kind);
+    if (x->ndim != 2 || kn_attr_int(n, "transA", 0) != 0 ||
+        kn_attr_float(n, "alpha", 1.0f) != 1.0f ||
+        kn_attr_float(n, "beta", 1.0f) != 1.0f)
+      return kn_node_fail(err, KESTREL_ERROR_UNSUPPORTED, n,
+                          "packed Gemm needs a 2-D A, transA=0, alpha=beta=1");
+    fg->batch = 1;
+    fg->m = (size_t)x->dims[0];
+    fg->k = (size_t)x->dims[1];
+    fg->direct = true;
+    ydims[0] = x->dims[0];
+    ydims[1] = nch;
+    return KESTREL_OK;
+  }
+  int layout;
+  if (!kn_layout_attr(n, &layout) || layout != KN_LAYOUT_NHWC || x->ndim != 4)
+    return kn_node_fail(err, KESTREL_ERROR_UNSUPPORTED, n,
+                        "packed Conv needs a rank-4 NHWC input");
+  const int64_t *ks;
+  if (kn_attr_ints(n, "kernel_shape", &ks) != 2)
+    return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n,
+                        "packed Conv needs a 2-D kernel_shape");
+  kn_spatial xv;
+  if (!kn_spatial_view(x, layout, &xv))
+    return kn_node_fail(err, KESTREL_ERROR_SHAPE, n, "bad input");
+  kn_window w;
+  kestrel_status st = kn_window_geometry(n, 2, xv.sp, ks, false, &w, err);
+  if (st != KESTREL_OK)
+    return st;
+  int64_t group = kn_attr_int(n, "group", 1);
+  if (fg->is_dw ? (group != xv.c || nch != xv.c) : group != 1)
+    return kn_node_fail(err, KESTREL_ERROR_UNSUPPORTED, n,
+                        "packed kind %lld with group %lld, %lld -> %lld "
+                        "channels",
+                        (long long)fg->kind, (long long)group,
+                        (long long)xv.c, (long long)nch);
+  /* Window values are capped by kn_window_geometry; sizes by the caller's
+   * tensor checks, so these products fit. */
+  kn_conv_geometry *cg = &fg->geo;
+  cg->in_h = (size_t)xv.sp[1];
+  cg->in_w = (size_t)xv.sp[2];
+  cg->in_c = (size_t)xv.c;
+  cg->out_h = (size_t)w.out[1];
+  cg->out_w = (size_t)w.out[2];
+  cg->kernel_h = (size_t)w.k[1];
+  cg->kernel_w = (size_t)w.k[2];
+  cg->stride_h = (size_t)w.s[1];
+  cg->stride_w = (size_t)w.s[2];
+  cg->dilation_h = (size_t)w.d[1];
+  cg->dilation_w = (size_t)w.d[2];
+  cg->pad_top = (size_t)w.pb[1];
+  cg->pad_left = (size_t)w.pb[2];
+  fg->batch = (size_t)xv.n;
+  fg->in_c = (size_t)xv.c;
+  fg->m = cg->out_h * cg->out_w;
+  fg->k = fg->is_dw ? cg->kernel_h * cg->kernel_w
+                    : cg->kernel_h * cg->kernel_w * cg->in_c;
+  fg->direct = !fg->is_dw && cg->kernel_h == 1 && cg->kernel_w == 1 &&
+               cg->stride_h == 1 && cg->stride_w == 1 && cg->pad_top == 0 &&
+               cg->pad_left == 0 && w.pe[1] == 0 && w.pe[2] == 0;
+  ydims[0] = xv.n;
+  ydims[1] = w.out[1];
+  ydims[2] = w.out[2];
+  ydims[3] = nch;
+  return KESTREL_OK;
+}
+
+static size_t packed_bytes(const fast_geo *fg) {
+  switch (fg->kind) {
+  case KN_PACKED_F32_GEMM:
+    return kn_f32_gemm_packed_size(fg->n, fg->k);
+  case KN_PACKED_QS8_GEMM:
+    return kn_qs8_gemm_packed_size(fg->n, fg->k);
+  case KN_PACKED_F32_DWCONV:
+    return kn_f32_dwconv_packed_size(fg->n, fg->geo.kernel_h,
+                                     fg->geo.kernel_w);
+  case KN_PACKED_QS8_DWCONV:
+    return kn_qs8_dwconv_packed_size(fg->n, fg->geo.kernel_h,
+                                     fg->geo.kernel_w);
+  default:
+    return 0;
+  }
+}
+
+static size_t tile_rows(const fast_geo *fg) {
+  size_t es = kind_is_int8(fg->kind) ? 1 : sizeof(float);
+  size_t rows = IM2COL_TILE_BYTES / (fg->k * es + 1);
+  rows -= rows % ROW_GRAIN;
+  if (rows < ROW_GRAIN)
+    rows = ROW_GRAIN;
+  if (rows > fg->m)
+    rows = fg->m;
+  return rows;
+}
+
+kestrel_status kn_conv_fast_infer(kn_graph *g, kn_node *n,
+                                  kestrel_error *err) {
+  kn_tensor *x = kn_in(g, n, 0), *wp = kn_in(g, n, 1);
+  kn_tensor *sc = kn_opt_in(g, n, 2), *res = kn_opt_in(g, n, 3);
+  kn_tensor *y = kn_out(g, n, 0);
+  if (!x || !wp || !y)
+    return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n,
+                        "packed node needs X, weights and an output");
+  fast_geo fg;
+  int64_t ydims[4];
+  kestrel_status st = fast_geometry(g, n, &fg, ydims, err);
+  if (st != KESTREL_OK)
+    return st;
+  if (!kn_is_const(wp) || wp->dtype != KESTREL_DTYPE_U8 || wp->ndim != 1 ||
+      (uint64_t)wp->dims[0] != (uint64_t)packed_bytes(&fg))
+    return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n,
+                        "packed weights must be a constant U8 [%zu] "
+                        "(N %zu, K %zu)",
+                        packed_bytes(&fg), fg.n, fg.k);
+  kn_act act = kn_act_from_node(n);
+  if (!kn_act_valid(&act))
+    return kn_node_fail(err, KESTREL_ERROR_UNSUPPORTED, n,
+                        "unknown fused activation %d", act.kind);
+  bool q = kind_is_int8(fg.kind);
+  if (q) {
+    if (x->dtype != KESTREL_DTYPE_I8 || !kn_is_q8_tensor(x) ||
+        x->q_count != 1 || !x->q_zero_point)
+      return kn_node_fail(err, KESTREL_ERROR_UNSUPPORTED, n,
+                          "int8 packed node needs a per-tensor int8 input");
+    if (y->dtype != KESTREL_DTYPE_I8 || y->q_count != 1 || !y->q_scale ||
+        !y->q_zero_point || !(y->q_scale[0] > 0.0f))
+      return kn_node_fail(err, KESTREL_ERROR_UNSUPPORTED, n,
+                          "int8 packed node needs a per-tensor int8 output");
+    if (!kn_is_const(sc) || sc->dtype != KESTREL_DTYPE_F32 ||
+        kn_tensor_numel(sc) != (int64_t)fg.n)
+      return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n,
+                          "requant scales must be a constant F32 [%zu]", fg.n);
+    const float *s = sc->data;
+    for (size_t i = 0; i < fg.n; i++)
+      if (!(s[i] >= 0.0f) || isinf(s[i]))
+        return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n,
+                            "requant scale %zu is %g", i, (double)s[i]);
+    if (!act_is_clamp(act.kind))
+      return kn_node_fail(err, KESTREL_ERROR_UNSUPPORTED, n,
+                          "int8 packed node with non-clamp activation %d",
+                          act.kind);
+    int64_t az = kn_attr_int(n, "packed_a_zero_point", 0);
+    if (fg.kind == KN_PACKED_QS8_GEMM && az != x->q_zero_point[0])
+      return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n,
+                          "weights packed for input zero point %lld, input "
+                          "has %d",
+                          (long long)az, (int)x->q_zero_point[0]);
+    if (res) {
+      float ss = kn_attr_float(n, "sum_scale", 0.0f);
+      int64_t sz = kn_attr_int(n, "sum_zero_point", 0);
+      if (!(ss > 0.0f) || isinf(ss) || sz < -128 || sz > 127 ||
+          res->dtype != KESTREL_DTYPE_I8 || res->q_count != 1 ||
+          !res->q_scale || !res->q_zero_point)
+        return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n,
+                            "int8 residual needs sum_scale/sum_zero_point "
+                            "and a per-tensor int8 residual");
+    }
+  } else {
+    if (x->dtype != KESTREL_DTYPE_F32)
+      return kn_node_fail(err, KESTREL_ERROR_UNSUPPORTED, n,
+                          "f32 packed node on a %s input",
+                          kestrel_dtype_name(x->dtype));
+    if (sc)
+      return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n,
+                          "f32 packed node with requant scales");
+  }
+  if (fg.k == 0 || fg.k > (SIZE_MAX / 64) / fg.n)
+    return kn_node_fail(err, KESTREL_ERROR_SHAPE, n, "empty or huge reduction");
+  int ndim = fg.is_conv ? 4 : 2;
+  kn_set_shape(y, q ? KESTREL_DTYPE_I8 : KESTREL_DTYPE_F32, ndim, ydims);
+  if (res && (res->ndim != ndim || res->dtype != y->dtype ||
+              memcmp(res->dims, ydims, sizeof(int64_t) * (size_t)ndim)))
+    return kn_node_fail(err, KESTREL_ERROR_SHAPE, n,
+                        "residual must have the output's shape and dtype");
+  return KESTREL_OK;
+}
+
+size_t kn_conv_fast_scratch(kn_graph *g, const kn_node *n) {
+  fast_geo fg;
+  int64_t ydims[4];
+  kestrel_error err;
+  if (fast_geometry(g, n, &fg, ydims, &err) != KESTREL_OK || fg.is_dw ||
+      fg.direct || fg.m == 0)
+    return 0;
+  size_t es = kind_is_int8(fg.kind) ? 1 : sizeof(float);
+  return tile_rows(&fg) * fg.k * es;
+}
+
+uint64_t kn_conv_fast_macs(kn_graph *g, const kn_node *n) {
+  fast_geo fg;
+  int64_t ydims[4];
+  kestrel_error err;
+  if (fast_geometry(g, n, &fg, ydims, &err) != KESTREL_OK)
+    return 0;
+  return (uint64_t)fg.batch * fg.m * fg.n * fg.k;
+}
+
+/* ---- run ------------------------------------------------------------------- */
+
+typedef struct fast_job {
+  const kn_kernels *kern;
+  fast_geo fg;
+  kn_dwconv_params dw;
+  const uint8_t *x; /* this image */
+  uint8_t *y;
+  const uint8_t *res;
+  const void *packed;
+  /* int8 */
+  kn_qs8_requant rq;
+  int32_t a_zero;
+  /* int8 residual: conv result requantized to (sum_scale, sum_zero) in y,
+   * then y = requant_y(act(sum_scale*(y-sum_zero) + res_scale*(r-res_zero)))
+   * exactly as the reference quantized Add. */
+  float sum_scale, res_scale, y_scale;
+  int32_t sum_zero, res_zero, y_zero;
+  /* f32 */
+  float lo, hi;         /* clamp inside the kernels */
+  float act_lo, act_hi; /* clamp activation run by the epilogue */
+  kn_act act;
+  bool post_act; /* run act over finished rows */
+  /* scratch */
+  uint8_t *scratch;
+  size_t slice, tile;
+} fast_job;
+
+static float act_f32(const kn_act *a, float v) { return kn_act_apply1(a, v); }
+
+/* Residual add / activation over elements [0, count) at element offset
+ * off of this image's output. */
+static void epilogue(const fast_job *j, size_t off, size_t count) {
+  if (kind_is_int8(j->fg.kind)) {
+    if (!j->res)
+      return;
+    int8_t *y = (int8_t *)j->y + off;
+    const int8_t *r = (const int8_t *)j->res + off;
+    for (size_t i = 0; i < count; i++) {
+      float va = j->sum_scale * (float)((int32_t)y[i] - j->sum_zero);
+      float vb = j->res_scale * (float)((int32_t)r[i] - j->res_zero);
+      float v = act_f32(&j->act, va + vb);
+      float q = rintf(v / j->y_scale);
+      if (q != q)
+        q = 0.0f;
+      q = q > 65536.0f ? 65536.0f : (q < -65536.0f ? -65536.0f : q);
+      int32_t o = (int32_t)q + j->y_zero;
+      y[i] = (int8_t)(o < -128 ? -128 : (o > 127 ? 127 : o));
+    }
+    return;
+  }
+  float *y = (float *)j->y + off;
+  if (j->res) {
+    const float *r = (const float *)j->res + off;
+    for (size_t i = 0; i < count; i++)
+      y[i] += r[i];
+  }
+  if (j->post_act) {
+    if (act_is_clamp(j->act.kind)) {
+      for (size_t i = 0; i < count; i++)
+        y[i] = y[i] < j->act_lo ? j->act_lo
+                                : (y[i] > j->act_hi ? j->act_hi : y[i]);
+    } else {
+      for (size_t i = 0; i < count; i++)
+        y[i] = act_f32(&j->act, y[i]);
+    }
+  }
+}
+
+static void gemm_rows(const fast_job *j, const uint8_t *a, size_t lda,
+                      size_t rows, size_t row0) {
+  size_t n = j->fg.n;
+  if (kind_is_int8(j->fg.kind))
+    j->kern->qs8_gemm(rows, n, j->fg.k, (const int8_t *)a, lda, j->packed,
+                      (int8_t *)j->y + row0 * n, n, &j->rq);
+  else
+    j->kern->f32_gemm(rows, n, j->fg.k, (const float *)a, lda, j->packed,
+                      (float *)j->y + row0 * n, n, j->lo, j->hi);
+  epilogue(j, row0 * n, rows * n);
+}
+
+static void run_gemm_chunk(void *ctx, size_t b, size_t e, int thread) {
+  const fast_job *j = ctx;
+  size_t es = kind_is_int8(j->fg.kind) ? 1 : sizeof(float);
+  if (j->fg.direct) {
+    /* Pixels (or Gemm rows) are already the K-long rows the GEMM wants. */
+    size_t step = j->tile ? j->tile : e - b;
+    for (size_t r = b; r < e; r += step) {
+      size_t rows = e - r < step ? e - r : step;
+      gemm_rows(j, j->x + r * j->fg.k * es, j->fg.k, rows, r);
+    }
+    return;
+  }
+  uint8_t *buf = j->scratch + (size_t)thread * j->slice;
+  for (size_t r = b; r < e; r += j->tile) {
+    size_t rows = e - r < j->tile ? e - r : j->tile;
+    if (kind_is_int8(j->fg.kind))
+      kn_qs8_im2col(&j->fg.geo, (const int8_t *)j->x, (int8_t)j->a_zero, r,
+                    r + rows, (int8_t *)buf);
+    else
+      kn_f32_im2col(&j->fg.geo, (const float *)j->x, r, r + rows,
+                    (float *)buf);
+    gemm_rows(j, buf, j->fg.k, rows, r);
+  }
+}
+
+/* Output rows [b, e) of a depthwise conv: the kernel sees a window of the
+ * image starting at the first input row those outputs read. */
+static void run_dw_chunk(void *ctx, size_t b, size_t e, int thread) {
+  (void)thread;
+  const fast_job *j = ctx;
+  kn_dwconv_params p = j->dw;
+  size_t es = kind_is_int8(j->fg.kind) ? 1 : sizeof(float);
+  ptrdiff_t iy0 = (ptrdiff_t)(b * p.stride_h) - (ptrdiff_t)p.pad_top;
+  size_t row_bytes = p.in_w * p.channels * es;
+  const uint8_t *in = j->x;
+  if (iy0 >= 0) {
+    in += (size_t)iy0 * row_bytes;
+    p.in_h -= (size_t)iy0;
+    p.pad_top = 0;
+  } else {
+    p.pad_top = (size_t)-iy0;
+  }
+  p.out_h = e - b;
+  size_t off = b * p.out_w * p.channels;
+  if (kind_is_int8(j->fg.kind))
+    j->kern->qs8_dwconv(&p, (const int8_t *)in, j->a_zero, j->packed,
+                        (int8_t *)j->y + off, &j->rq);
+  else
+    j->kern->f32_dwconv(&p, (const float *)in, j->packed, (float *)j->y + off,
+                        j->lo, j->hi);
+  epilogue(j, off, p.out_h * p.out_w * p.channels);
+}
+
+kestrel_status kn_conv_fast_run(const kn_exec *ex, const kn_node *n,
+                                kestrel_error *err) {
+  kn_graph *g = ex->graph;
+  kn_tensor *x = kn_in(g, n, 0), *wp = kn_in(g, n, 1);
+  kn_tensor *sc = kn_opt_in(g, n, 2), *res = kn_opt_in(g, n, 3);
+  kn_tensor *y = kn_out(g, n, 0);
+  fast_job j;
+  memset(&j, 0, sizeof(j));
+  int64_t ydims[4];
+  kestrel_status st = fast_geometry(g, n, &j.fg, ydims, err);
+  if (st != KESTREL_OK)
+    return st;
+  if (j.fg.m == 0 || j.fg.batch == 0)
+    return KESTREL_OK;
+  j.kern = kn_kernels_get();
+  j.packed = wp->data;
+  j.act = kn_act_from_node(n);
+  bool q = kind_is_int8(j.fg.kind);
+  size_t es = q ? 1 : sizeof(float);
+  if (q) {
+    j.a_zero = x->q_zero_point[0];
+    j.y_scale = y->q_scale[0];
+    j.y_zero = y->q_zero_point[0];
+    j.rq.scale = sc->data;
+    if (res) {
+      /* The GEMM produces the pre-Add tensor; the epilogue does the Add
+       * and the activation. */
+      j.sum_scale = kn_attr_float(n, "sum_scale", 1.0f);
+      j.sum_zero = (int32_t)kn_attr_int(n, "sum_zero_point", 0);
+      j.res_scale = res->q_scale[0];
+      j.res_zero = res->q_zero_point[0];
+      j.rq.zero_point = j.sum_zero;
+      j.rq.out_min = -128;
+      j.rq.out_max = 127;
+    } else {
+      float lo, hi;
+      act_bounds(&j.act, &lo, &hi);
+      j.rq.zero_point = j.y_zero;
+      j.rq.out_min = q_bound(lo, j.y_scale, j.y_zero, -128);
+      j.rq.out_max = q_bound(hi, j.y_scale, j.y_zero, 127);
+      if (j.rq.out_min > j.rq.out_max)
+        j.rq.out_min = j.rq.out_max;
+    }
+  } else {
+    /* The GEMM clamps only when nothing comes between it and the clamp. */
+    j.lo = -INFINITY;
+    j.hi = INFINITY;
+    act_bounds(&j.act, &j.act_lo, &j.act_hi);
+    if (act_is_clamp(j.act.kind) && !res) {
+      j.lo = j.act_lo;
+      j.hi = j.act_hi;
+    } else {
+      j.post_act = j.act.kind != KN_ACT_NONE;
+    }
+  }
+  int threads = ex->pool ? ex->num_threads : 1;
+  if (threads < 1)
+    threads = 1;
+  if (!j.fg.is_dw && !j.fg.direct) {
+    size_t need = kn_conv_fast_scratch(g, n);
+    size_t slice = ex->scratch_bytes / (size_t)threads;
+    if (!ex->scratch || slice < need)
+      return kn_node_fail(err, KESTREL_ERROR_INTERNAL, n,
+                          "scratch slice %zu bytes, need %zu", slice, need);
+    j.scratch = ex->scratch;
+    j.slice = slice;
+    j.tile = tile_rows(&j.fg);
+  } else if (j.fg.direct && (res || j.post_act)) {
+    /* Keep the epilogue on cache-warm rows. */
+    j.tile = tile_rows(&j.fg);
+  }
+  if (j.fg.is_dw) {
+    kn_conv_geometry *cg = &j.fg.geo;
+    j.dw = (kn_dwconv_params){
+        .in_h = cg->in_h, .in_w = cg->in_w, .channels = cg->in_c,
+        .out_h = cg->out_h, .out_w = cg->out_w,
+        .kernel_h = cg->kernel_h, .kernel_w = cg->kernel_w,
+        .stride_h = cg->stride_h, .stride_w = cg->stride_w,
+        .dilation_h = cg->dilation_h, .dilation_w = cg->dilation_w,
+        .pad_top = cg->pad_top, .pad_left = cg->pad_left};
+  }
+  size_t x_img = j.fg.is_conv ? j.fg.geo.in_h * j.fg.geo.in_w * j.fg.in_c * es
+                              : 0;
+  size_t y_img = j.fg.m * j.fg.n * es;
+  for (size_t b = 0; b < j.fg.batch; b++) {
+    j.x = (const uint8_t *)x->data + b * x_img;
+    j.y = (uint8_t *)y->data + b * y_img;
+    j.res = res ? (const uint8_t *)res->data + b * y_img : NULL;
+    if (j.fg.is_dw)
+      kn_parallel_for(ex->pool, j.fg.geo.out_h, 1, run_dw_chunk, &j);
+    else
+      kn_parallel_for(ex->pool, j.fg.m, ROW_GRAIN, run_gemm_chunk, &j);
+  }
+  return KESTREL_OK;
+}

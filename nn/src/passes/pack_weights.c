@@ -1,0 +1,322 @@
+/* pack_weights: replaces the constant weights (and bias) of every Conv and
+ * Gemm the fast path can run by the kernels' packed bytes, a constant U8
+ * tensor, and marks the node with int attribute "packed" (conv_fast.h has
+ * the full convention). Packed bytes are ordinary constants, so a compiled
+ * file stores them as they are and a load maps them without a copy.
+ *
+ * Nodes the kernels cannot run (NCHW layout, grouped non-depthwise convs,
+ * int8 weights with a zero point or the value -128, int8 with a non-clamp
+ * activation, Gemm with a per-row C) are left to the reference ops.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../kernels/kernels.h"
+#include "ops/conv_fast.h"
+#include "ops/ops_common.h"
+#include "passes/passes.h"
+
+/* What one node's packing needs, gathered before the graph is touched. */
+typedef struct pack_src {
+  int64_t kind;
+  size_t n, k, kh, kw, c; /* N out channels, K reduction, kernel, in ch */
+  int x, w, b, y, res;    /* tensor indices, -1 absent */
+  float alpha, beta;      /* Gemm */
+  bool trans_b;
+} pack_src;
+
+/* A new owned constant (kept local so this pass needs only graph.c). */
+static int new_const(kn_graph *g, const char *name, kestrel_dtype dtype,
+                     int64_t count) {
+  int t = kn_graph_add_tensor(g, name);
+  if (t < 0)
+    return -1;
+  int64_t dims[1] = {count};
+  if (!kn_tensor_alloc_data(&g->tensors[t], dtype, 1, dims))
+    return -1;
+  g->tensors[t].kind = KN_TENSOR_CONSTANT;
+  return t;
+}
+
+static bool const_t(const kn_graph *g, int t) {
+  return t >= 0 && t < g->num_tensors && kn_is_const(&g->tensors[t]);
+}
+
+static int opt_input(const kn_graph *g, const kn_node *n, int i) {
+  if (i >= n->num_inputs || n->inputs[i] < 0 ||
+      g->tensors[n->inputs[i]].optional_absent)
+    return -1;
+  return n->inputs[i];
+}
+
+static bool act_clamp(const kn_node *n) {
+  int64_t a = kn_attr_int(n, "activation", KN_ACT_NONE);
+  return a == KN_ACT_NONE || a == KN_ACT_RELU || a == KN_ACT_RELU6 ||
+         a == KN_ACT_RELU_N1_TO_1 || a == KN_ACT_CLIP;
+}
+
+/* int8 weights the qs8 kernels take: symmetric (zero point 0), per tensor
+ * or per output channel along `axis`, no -128. */
+static bool qs8_weights_ok(const kn_tensor *w, int axis, size_t n) {
+  if (w->dtype != KESTREL_DTYPE_I8 || !w->q_count || !w->q_scale)
+    return false;
+  if (w->q_count != 1 && ((size_t)w->q_count != n || w->q_axis != axis))
+    return false;
+  for (int i = 0; i < w->q_count; i++) {
+    if (w->q_zero_point && w->q_zero_point[i] != 0)
+      return false;
+    if (!(w->q_scale[i] > 0.0f) || isinf(w->q_scale[i]))
+      return false;
+  }
+  const int8_t *v = w->data;
+  int64_t count = kn_tensor_numel(w);
+  for (int64_t i = 0; i < count; i++)
+    if (v[i] == -128)
+      return false;
+  return true;
+}
+
+static bool per_tensor_i8(const kn_tensor *t) {
+  return t->dtype == KESTREL_DTYPE_I8 && t->q_count == 1 && t->q_scale &&
+         t->q_zero_point && t->q_scale[0] > 0.0f;
+}
+
+/* Fills s when node n can be packed. */
+static bool classify(const kn_graph *g, const kn_node *n, pack_src *s) {
+  memset(s, 0, sizeof(*s));
+  if (n->dead || kn_node_attr(n, "packed") || n->num_outputs < 1 ||
+      n->num_inputs < 2 || n->num_inputs > 4)
+    return false;
+  if (n->op != KN_OP_CONV && n->op != KN_OP_GEMM)
+    return false;
+  s->x = n->inputs[0];
+  s->w = n->inputs[1];
+  s->b = opt_input(g, n, 2);
+  s->res = opt_input(g, n, 3);
+  s->y = n->outputs[0];
+  if (s->x < 0 || !const_t(g, s->w) || (s->b >= 0 && !const_t(g, s->b)))
+    return false;
+  const kn_tensor *x = &g->tensors[s->x], *w = &g->tensors[s->w];
+  const kn_tensor *y = &g->tensors[s->y];
+  const kn_tensor *b = s->b >= 0 ? &g->tensors[s->b] : NULL;
+  bool q = x->dtype == KESTREL_DTYPE_I8;
+  if (q) {
+    if (!per_tensor_i8(x) || !per_tensor_i8(y) || !act_clamp(n) ||
+        (b && b->dtype != KESTREL_DTYPE_I32))
+      return false;
+    if (s->res >= 0 && !kn_node_attr(n, "sum_scale"))
+      return false;
+  } else if (x->dtype != KESTREL_DTYPE_F32 || w->dtype != KESTREL_DTYPE_F32 ||
+             (b && b->dtype != KESTREL_DTYPE_F32)) {
+    return false;
+  }
+  if (n->op == KN_OP_CONV) {
+    if (kn_attr_int(n, "layout", KN_LAYOUT_NCHW) != KN_LAYOUT_NHWC ||
+        x->ndim != 4 || w->ndim != 4)
+      return false;
+    int64_t group = kn_attr_int(n, "group", 1);
+    int64_t o = w->dims[0], c = x->dims[3];
+    s->n = (size_t)o;
+    s->kh = (size_t)w->dims[2];
+    s->kw = (size_t)w->dims[3];
+    s->c = (size_t)c;
+    if (b && kn_tensor_numel(b) != o)
+      return false;
+    if (group == 1 && w->dims[1] == c) {
+      s->kind = q ? KN_PACKED_QS8_GEMM : KN_PACKED_F32_GEMM;
+      s->k = s->kh * s->kw * s->c;
+    } else if (group == c && o == c && w->dims[1] == 1) {
+      s->kind = q ? KN_PACKED_QS8_DWCONV : KN_PACKED_F32_DWCONV;
+      s->k = s->kh * s->kw;
+    } else {
+      return false;
+    }
+    if (q && !qs8_weights_ok(w, 0, s->n))
+      return false;
+    return true;
+  }
+  /* Gemm: Y[M,N] = alpha * A . op(B) + beta * C, C broadcast along rows. */
+  if (x->ndim != 2 || w->ndim != 2 || kn_attr_int(n, "transA", 0) != 0 ||
+      s->res >= 0)
+    return false;
+  s->trans_b = kn_attr_int(n, "transB", 0) != 0;
+  s->alpha = kn_attr_float(n, "alpha", 1.0f);
+  s->beta = kn_attr_float(n, "beta", 1.0f);
+  s->k = (size_t)(s->trans_b ? w->dims[1] : w->dims[0]);
+  s->n = (size_t)(s->trans_b ? w->dims[0] : w->dims[1]);
+  s->kind = q ? KN_PACKED_QS8_GEMM : KN_PACKED_F32_GEMM;
+  if (b) {
+    int64_t bn = kn_tensor_numel(b);
+    bool row = (b->ndim == 1 && bn == (int64_t)s->n) ||
+               (b->ndim == 2 && b->dims[0] == 1 &&
+                b->dims[1] == (int64_t)s->n) ||
+               (!q && bn == 1);
+    if (!row)
+      return false;
+  }
+  if (q && (s->alpha != 1.0f || s->beta != 1.0f ||
+            !qs8_weights_ok(w, s->trans_b ? 0 : 1, s->n)))
+    return false;
+  return s->n > 0 && s->k > 0;
+}
+
+/* Weight element (out channel o, reduction index r) in the order the
+ * kernels want: for convs r runs over (kh, kw, c), matching NHWC im2col
+ * rows; for Gemm over K. Source weights are [O, C, KH, KW] / [N,K] / [K,N]. */
+static size_t src_index(const pack_src *s, bool conv, size_t o, size_t r) {
+  if (conv) {
+    size_t c = r % s->c, t = r / s->c;
+    size_t kx = t % s->kw, ky = t / s->kw;
+    return ((o * s->c + c) * s->kh + ky) * s->kw + kx;
+  }
+  return s->trans_b ? o * s->k + r : r * s->n + o;
+}
+
+static kestrel_status pack_node(kn_graph *g, int ni, const pack_src *s,
+                                kestrel_error *err) {
+  kn_node *n = &g->nodes[ni];
+  bool conv = n->op == KN_OP_CONV;
+  bool q = s->kind == KN_PACKED_QS8_GEMM || s->kind == KN_PACKED_QS8_DWCONV;
+  bool dw = s->kind == KN_PACKED_F32_DWCONV || s->kind == KN_PACKED_QS8_DWCONV;
+  size_t bytes;
+  switch (s->kind) {
+  case KN_PACKED_F32_GEMM: bytes = kn_f32_gemm_packed_size(s->n, s->k); break;
+  case KN_PACKED_QS8_GEMM: bytes = kn_qs8_gemm_packed_size(s->n, s->k); break;
+  case KN_PACKED_F32_DWCONV:
+    bytes = kn_f32_dwconv_packed_size(s->n, s->kh, s->kw);
+    break;
+  default: bytes = kn_qs8_dwconv_packed_size(s->n, s->kh, s->kw); break;
+  }
+  size_t es = q ? 1 : sizeof(float);
+  void *wbuf = malloc(s->n * s->k * es + 1);
+  void *bbuf = malloc(s->n * 4 + 1);
+  if (!wbuf || !bbuf) {
+    free(wbuf), free(bbuf);
+    return kn_node_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, n,
+                        "out of memory packing weights");
+  }
+  /* Gather before adding tensors: that may move the tensor table. */
+  const kn_tensor *w = &g->tensors[s->w];
+  const kn_tensor *b = s->b >= 0 ? &g->tensors[s->b] : NULL;
+  const kn_tensor *x = &g->tensors[s->x], *y = &g->tensors[s->y];
+  float *scales = NULL;
+  int32_t a_zero = q ? x->q_zero_point[0] : 0;
+  if (q) {
+    int8_t *dst = wbuf;
+    const int8_t *src = w->data;
+    for (size_t o = 0; o < s->n; o++)
+      for (size_t r = 0; r < s->k; r++)
+        dst[o * s->k + r] = dw ? src[o * s->k + r] : src[src_index(s, conv, o, r)];
+    int32_t *bias = bbuf;
+    for (size_t o = 0; o < s->n; o++)
+      bias[o] = b ? ((const int32_t *)b->data)[o] : 0;
+    scales = malloc(s->n * sizeof(float) + 1);
+    if (!scales) {
+      free(wbuf), free(bbuf);
+      return kn_node_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, n,
+                          "out of memory packing weights");
+    }
+    /* Requantize to the fused Add's input when a residual is fused. */
+    double out_scale = s->res >= 0 ? kn_attr_float(n, "sum_scale", 1.0f)
+                                   : y->q_scale[0];
+    for (size_t o = 0; o < s->n; o++) {
+      double ws = w->q_scale[w->q_count == 1 ? 0 : o];
+      scales[o] = (float)((double)x->q_scale[0] * ws / out_scale);
+    }
+  } else {
+    float *dst = wbuf;
+    const float *src = w->data;
+    for (size_t o = 0; o < s->n; o++)
+      for (size_t r = 0; r < s->k; r++)
+        dst[o * s->k + r] = dw ? src[o * s->k + r]
+                               : src[src_index(s, conv, o, r)] *
+                                     (conv ? 1.0f : s->alpha);
+    float *bias = bbuf;
+    int64_t bn = b ? kn_tensor_numel(b) : 0;
+    for (size_t o = 0; o < s->n; o++)
+      bias[o] = b ? ((const float *)b->data)[bn == 1 ? 0 : (int64_t)o] *
+                        (conv ? 1.0f : s->beta)
+                  : 0.0f;
+  }
+  char name[256];
+  snprintf(name, sizeof name, "%s/packed", n->name ? n->name : "node");
+  int pt = new_const(g, name, KESTREL_DTYPE_U8, (int64_t)bytes);
+  int st = -1;
+  if (pt >= 0 && q) {
+    snprintf(name, sizeof name, "%s/requant_scales", n->name ? n->name : "node");
+    st = new_const(g, name, KESTREL_DTYPE_F32, (int64_t)s->n);
+    if (st >= 0)
+      memcpy(g->tensors[st].data, scales, s->n * sizeof(float));
+  }
+  int *inputs = pt >= 0 && (!q || st >= 0) ? malloc(4 * sizeof(int)) : NULL;
+  if (!inputs) {
+    free(wbuf), free(bbuf), free(scales);
+    return kn_node_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, n,
+                        "out of memory packing weights");
+  }
+  void *packed = g->tensors[pt].data;
+  switch (s->kind) {
+  case KN_PACKED_F32_GEMM:
+    kn_f32_gemm_pack(s->n, s->k, wbuf, bbuf, packed);
+    break;
+  case KN_PACKED_QS8_GEMM:
+    kn_qs8_gemm_pack(s->n, s->k, wbuf, bbuf, a_zero, packed);
+    break;
+  case KN_PACKED_F32_DWCONV:
+    kn_f32_dwconv_pack(s->n, s->kh, s->kw, wbuf, bbuf, packed);
+    break;
+  default:
+    kn_qs8_dwconv_pack(s->n, s->kh, s->kw, wbuf, bbuf, packed);
+    break;
+  }
+  free(wbuf), free(bbuf), free(scales);
+  inputs[0] = s->x;
+  inputs[1] = pt;
+  inputs[2] = q ? st : -1;
+  inputs[3] = s->res;
+  int count = s->res >= 0 ? 4 : (q ? 3 : 2);
+  n = &g->nodes[ni];
+  free(n->inputs);
+  n->inputs = inputs;
+  n->num_inputs = count;
+  kn_node_set_int(n, "packed", s->kind);
+  kn_node_set_int(n, "packed_channels", (int64_t)s->n);
+  if (conv) {
+    int64_t ks[2] = {(int64_t)s->kh, (int64_t)s->kw};
+    kn_node_set_ints(n, "kernel_shape", ks, 2);
+  } else {
+    kn_node_set_float(n, "alpha", 1.0f);
+    kn_node_set_float(n, "beta", 1.0f);
+    kn_node_set_int(n, "transB", 1);
+  }
+  if (s->kind == KN_PACKED_QS8_GEMM)
+    kn_node_set_int(n, "packed_a_zero_point", a_zero);
+  if (!kn_node_attr(n, "packed") || !kn_node_attr(n, "packed_channels"))
+    return kn_node_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, n,
+                        "out of memory packing weights");
+  return KESTREL_OK;
+}
+
+kestrel_status kn_pass_pack_weights(kn_graph *g, int *changed,
+                                    kestrel_error *err) {
+  static const char *const kind_names[] = {"", "f32 gemm", "f32 dwconv",
+                                           "qs8 gemm", "qs8 dwconv"};
+  int count = 0;
+  for (int i = 0; i < g->num_nodes; i++) {
+    pack_src s;
+    if (!classify(g, &g->nodes[i], &s))
+      continue;
+    kestrel_status st = pack_node(g, i, &s, err);
+    if (st != KESTREL_OK)
+      return st;
+    kn_log(g, "pack_weights: %s '%s' as %s (N %zu, K %zu)",
+           kn_op_name(g->nodes[i].op),
+           g->nodes[i].name ? g->nodes[i].name : "", kind_names[s.kind], s.n,
+           s.k);
+    count++;
+  }
+  if (changed)
+    *changed = count;
+  return KESTREL_OK;
+}
