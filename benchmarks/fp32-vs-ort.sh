@@ -66,7 +66,9 @@ bench_one() {  # bench_one LABEL MODEL INPUT.npy N,C,H,W
 "$img2npy" cls "$data/imageTextN.png" "$work/cls.npy" 192x48 6,12,150,24
 "$img2npy" det "$data/text_motion.jpg" "$work/det640.npy" 640x640
 
-echo "FP32, 1 thread, $runs runs x $rounds rounds; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
+echo "FP32, 1 thread, $runs runs x $rounds rounds; $cpu, $(nproc) cores," \
+    "load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
 echo
 echo "| model | input | Kestrel ms | ONNX Runtime ms | Kestrel / ORT |"
 echo "|---|---|---:|---:|---:|"

@@ -205,6 +205,9 @@ if [ "$BUILD" = yes ]; then
     ninja -C build
 fi
 
+# --- 7. the face test clip of the plugin's offline tests (built once) ---------------------------
+KESTREL_CACHE="$CACHE" sh "$SOURCE_DIR/scripts/make-test-clip.sh" || die "cannot build the test clip"
+
 log "cache: $CACHE"
 if [ -n "$DONE" ]; then printf 'setup: done this run:\n%s' "$DONE"; fi
 if [ -n "$SKIPPED" ]; then printf 'setup: skipped (already done):\n%s' "$SKIPPED"; fi

@@ -14,6 +14,7 @@ static void usage(FILE *f) {
         "  run MODEL      run on .npy/.pb/image inputs, write outputs as .npy\n"
         "  detect MODEL IMAGE...  run the model's decoder on images\n"
         "  bench MODEL    measure latency and peak memory\n"
+        "  compile MODEL -o OUT.kestrel  optimize and save a compiled model\n"
         "\n"
         "'kestrel COMMAND --help' describes each command.\n"
         "Exit status: 0 success, 1 error, 2 bad usage.\n",
@@ -36,5 +37,7 @@ int main(int argc, char **argv) {
     return cmd_detect(argc - 1, argv + 1);
   if (!strcmp(cmd, "bench"))
     return cmd_bench(argc - 1, argv + 1);
+  if (!strcmp(cmd, "compile"))
+    return cmd_compile(argc - 1, argv + 1);
   return cli_usage_error("", "unknown command '%s'", cmd);
 }

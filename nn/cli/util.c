@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <kestrel/compile.h>
+
 #include "cli.h"
 #include "sha256.h"
 
@@ -155,6 +157,19 @@ kestrel_status cli_load_sidecar(const char *model_path, const char *config,
                                 kestrel_sidecar *sc, kestrel_error *err) {
   if (config)
     return kestrel_sidecar_load(config, sc, err);
+  /* A compiled model carries its sidecar inside. */
+  if (kestrel_is_compiled_file(model_path)) {
+    char *text;
+    size_t n;
+    kestrel_status st = kestrel_compiled_sidecar(model_path, &text, &n, err);
+    if (st == KESTREL_OK) {
+      st = kestrel_sidecar_parse(text, n, model_path, NULL, sc, err);
+      free(text);
+      return st;
+    }
+    if (st != KESTREL_ERROR_IO)
+      return st;
+  }
   uint8_t *data;
   size_t size;
   /* Models are read whole by the loader as well; 2 GiB is protobuf's cap. */

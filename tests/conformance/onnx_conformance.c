@@ -350,14 +350,15 @@ static bool is_initializer(const Onnx__GraphProto *g, const char *name) {
  * load options can only shape input 0. Returns false if it cannot. */
 static bool fix_input_shape(Onnx__ValueInfoProto *vi, const ref_tensor *r) {
   Onnx__TypeProto__Tensor *tt = vi->type->tensor_type;
-  if (!tt->shape) {
+  bool unknown_rank = !tt->shape; /* a shape with no dims is a scalar */
+  if (unknown_rank) {
     tt->shape = malloc(sizeof(*tt->shape));
     if (!tt->shape)
       return false;
     onnx__tensor_shape_proto__init(tt->shape);
   }
   Onnx__TensorShapeProto *sh = tt->shape;
-  if (sh->n_dim == 0 && r->ndim > 0) {
+  if (unknown_rank && r->ndim > 0) {
     sh->dim = calloc((size_t)r->ndim, sizeof(*sh->dim));
     if (!sh->dim)
       return false;

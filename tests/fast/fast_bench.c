@@ -156,6 +156,32 @@ int main(int argc, char **argv) {
       return die("optimize", err.message);
   }
   double t_prep = now_ms() - t0;
+  if (getenv("FAST_BENCH_LIST")) { /* which Conv/Gemm stayed unpacked */
+    kn_graph *lg = m->graph;
+    for (int i = 0; i < lg->num_nodes; i++) {
+      kn_node *n = &lg->nodes[i];
+      if (n->dead || kn_node_attr(n, "packed"))
+        continue;
+      if (n->op != KN_OP_CONV && n->op != KN_OP_GEMM &&
+          n->op != KN_OP_CONV_TRANSPOSE) {
+        kn_tensor *o = kn_out(lg, n, 0);
+        fprintf(stderr, "other %s %s %lld act %lld\n", kn_op_name(n->op),
+                kestrel_dtype_name(o->dtype), (long long)kn_tensor_numel(o),
+                (long long)kn_attr_int(n, "activation", 0));
+        continue;
+      }
+      kn_tensor *x = kn_in(lg, n, 0), *w = kn_in(lg, n, 1), *y = kn_out(lg, n, 0);
+      if (n->op != KN_OP_CONV && n->op != KN_OP_GEMM &&
+          n->op != KN_OP_CONV_TRANSPOSE)
+        continue;
+      fprintf(stderr, "unpacked %s %s x %s layout %lld act %lld w %s q%d y %s q%d inputs %d\n",
+              kn_op_name(n->op), n->name, kestrel_dtype_name(x->dtype),
+              (long long)kn_attr_int(n, "layout", 0),
+              (long long)kn_attr_int(n, "activation", 0),
+              kestrel_dtype_name(w->dtype), w->q_count,
+              kestrel_dtype_name(y->dtype), y->q_count, n->num_inputs);
+    }
+  }
   int packed = 0, live = 0;
   size_t weights = 0;
   kn_graph *g = m->graph;

@@ -577,6 +577,142 @@ static void gemm_case(int q, int m, int kk, int nn, int trans_b) {
     kn_graph_free(gs[v]);
 }
 
+/* Packed ConvTranspose (stride == kernel) against the reference op, and
+ * for int8 also against the integer oracle, byte for byte. */
+static void deconv_case(int q, int h, int w, int c, int m, int kh, int kw,
+                        int act) {
+  char what[160];
+  snprintf(what, sizeof what,
+           "%s ConvTranspose H%d W%d C%d -> %d k%dx%d act %d isa %s",
+           q ? "int8" : "f32", h, w, c, m, kh, kw, act,
+           kn_isa_name(kn_kernels_get()->isa));
+  kn_graph *gs[3];
+  int ys[3];
+  kestrel_error err;
+  memset(&err, 0, sizeof err);
+  uint64_t seed = rng;
+  float xs = 0, ys_scale = 0, wsc[64];
+  int32_t xz = 0, yz = 0;
+  for (int v = 0; v < 3; v++) {
+    rng = seed;
+    kn_graph *g = kn_graph_new();
+    kestrel_dtype dt = q ? KESTREL_DTYPE_I8 : KESTREL_DTYPE_F32;
+    int64_t xd[4] = {1, h, w, c}, wd[4] = {c, m, kh, kw}, bd[1] = {m};
+    int x = add_tensor(g, "x", dt, 4, xd), wt = add_tensor(g, "w", dt, 4, wd);
+    int b = add_tensor(g, "b", q ? KESTREL_DTYPE_I32 : KESTREL_DTYPE_F32, 1,
+                       bd);
+    g->tensors[x].kind = KN_TENSOR_INPUT;
+    g->tensors[wt].kind = g->tensors[b].kind = KN_TENSOR_CONSTANT;
+    int y = kn_graph_add_tensor(g, "y");
+    for (int i = 0; i < h * w * c; i++) {
+      if (q)
+        ((int8_t *)g->tensors[x].data)[i] = (int8_t)irange(-128, 127);
+      else
+        ((float *)g->tensors[x].data)[i] = frange(-1, 1);
+    }
+    for (int i = 0; i < c * m * kh * kw; i++) {
+      if (q)
+        ((int8_t *)g->tensors[wt].data)[i] = (int8_t)irange(-127, 127);
+      else
+        ((float *)g->tensors[wt].data)[i] = frange(-1, 1);
+    }
+    for (int i = 0; i < m; i++) {
+      if (q)
+        ((int32_t *)g->tensors[b].data)[i] = irange(-3000, 3000);
+      else
+        ((float *)g->tensors[b].data)[i] = frange(-1, 1);
+    }
+    if (q) {
+      xs = 0.02f;
+      xz = irange(-50, 50);
+      set_q(g, x, xs, xz);
+      int32_t wz[64] = {0};
+      for (int i = 0; i < m; i++)
+        wsc[i] = frange(0.005f, 0.01f);
+      kn_tensor_set_quant(&g->tensors[wt], 1, m, wsc, wz);
+      ys_scale = 0.02f * 0.0075f * 73.0f * 74.0f * sqrtf((float)c) / 50.0f;
+      yz = irange(-10, 10);
+      set_q(g, y, ys_scale, yz);
+      g->tensors[y].dtype = KESTREL_DTYPE_I8;
+    }
+    int ins[3] = {x, wt, b};
+    int ni = kn_graph_add_node(g, KN_OP_CONV_TRANSPOSE, "deconv",
+                               "ConvTranspose", ins, 3, &y, 1);
+    int64_t ks[2] = {kh, kw};
+    kn_node_set_int(&g->nodes[ni], "layout", KN_LAYOUT_NHWC);
+    kn_node_set_ints(&g->nodes[ni], "kernel_shape", ks, 2);
+    kn_node_set_ints(&g->nodes[ni], "strides", ks, 2);
+    if (act != KN_ACT_NONE)
+      kn_node_set_int(&g->nodes[ni], "activation", act);
+    kn_graph_add_input(g, x);
+    kn_graph_add_output(g, y);
+    int packed = 0;
+    if (v > 0 && (kn_pass_pack_weights(g, &packed, &err) != KESTREL_OK ||
+                  packed != 1)) {
+      fprintf(stderr, "FAIL %s: not packed (%s)\n", what, err.message);
+      failures++;
+    }
+    if (run_graph(g, v == 2 ? 2 : 1, &err) != KESTREL_OK) {
+      fprintf(stderr, "FAIL %s: %s\n", what, err.message);
+      failures++;
+    }
+    gs[v] = g;
+    ys[v] = y;
+  }
+  const kn_tensor *tr = &gs[0]->tensors[ys[0]], *t1 = &gs[1]->tensors[ys[1]],
+                  *t2 = &gs[2]->tensors[ys[2]];
+  size_t count = (size_t)(h * kh) * (size_t)(w * kw) * (size_t)m;
+  if (tr->data && t1->data && t2->data &&
+      (size_t)kn_tensor_numel(t1) == count) {
+    if (memcmp(t1->data, t2->data, kn_tensor_bytes(t1))) {
+      fprintf(stderr, "FAIL %s: threads=1 and threads=2 differ\n", what);
+      failures++;
+    }
+    const kn_tensor *xt = &gs[0]->tensors[gs[0]->nodes[0].inputs[0]];
+    const kn_tensor *wt = &gs[0]->tensors[gs[0]->nodes[0].inputs[1]];
+    const kn_tensor *bt = &gs[0]->tensors[gs[0]->nodes[0].inputs[2]];
+    for (size_t i = 0; i < count; i++) {
+      float got = q ? ((int8_t *)t1->data)[i] : ((float *)t1->data)[i];
+      float want = q ? ((int8_t *)tr->data)[i] : ((float *)tr->data)[i];
+      float tol = q ? 1.0f : 1e-4f * (1.0f + fabsf(want));
+      if (!(fabsf(got - want) <= tol)) {
+        fprintf(stderr, "FAIL %s: element %zu = %g, reference %g\n", what, i,
+                (double)got, (double)want);
+        failures++;
+        break;
+      }
+      if (q) {
+        size_t mm = i % (size_t)m, px = i / (size_t)m;
+        size_t ox = px % (size_t)(w * kw), oy = px / (size_t)(w * kw);
+        size_t ix = ox / (size_t)kw, kx = ox % (size_t)kw;
+        size_t iy = oy / (size_t)kh, ky = oy % (size_t)kh;
+        int64_t acc = ((const int32_t *)bt->data)[mm];
+        for (int cc = 0; cc < c; cc++)
+          acc += (int64_t)(((const int8_t *)xt->data)[(iy * (size_t)w + ix) *
+                                                       (size_t)c + (size_t)cc] -
+                           xz) *
+                 ((const int8_t *)wt->data)[(((size_t)cc * (size_t)m + mm) *
+                                                 (size_t)kh + ky) *
+                                                (size_t)kw + kx];
+        float sc = (float)((double)xs * wsc[mm] / ys_scale);
+        kn_qs8_requant rq = {&sc, yz, act == KN_ACT_RELU ? yz : -128, 127};
+        int8_t o = kn_qs8_requantize((int32_t)acc, sc, &rq);
+        if (o != (int8_t)got) {
+          fprintf(stderr, "FAIL %s: element %zu = %g, oracle %d\n", what, i,
+                  (double)got, o);
+          failures++;
+          break;
+        }
+      }
+    }
+  } else {
+    fprintf(stderr, "FAIL %s: no output\n", what);
+    failures++;
+  }
+  for (int v = 0; v < 3; v++)
+    kn_graph_free(gs[v]);
+}
+
 /* The pool itself: every item exactly once, chunks on grain boundaries. */
 static void count_items(void *ctx, size_t b, size_t e, int thread) {
   (void)thread;
@@ -624,6 +760,15 @@ int main(void) {
     fprintf(stderr, "FAIL: too many saturated int8 outputs\n");
     failures++;
   }
+  static const int deconvs[][6] = {{5, 7, 24, 24, 2, 2}, {3, 4, 5, 1, 2, 2},
+                                   {4, 9, 17, 9, 3, 2},  {1, 1, 1, 3, 1, 1},
+                                   {6, 5, 33, 20, 2, 2}};
+  for (size_t i = 0; i < sizeof deconvs / sizeof deconvs[0]; i++)
+    for (int q = 0; q < 2; q++)
+      for (int act = 0; act < 2; act++)
+        deconv_case(q, deconvs[i][0], deconvs[i][1], deconvs[i][2],
+                    deconvs[i][3], deconvs[i][4], deconvs[i][5],
+                    act ? KN_ACT_RELU : KN_ACT_NONE);
   if (failures) {
     fprintf(stderr, "%d failures\n", failures);
     return 1;

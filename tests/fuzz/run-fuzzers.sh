@@ -12,7 +12,7 @@ set -eu
 
 SECONDS_PER_TARGET=${1:-60}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-onnx tflite}
+TARGETS=${*:-onnx tflite kestrel}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${KESTREL_FUZZ_BUILD:-$SRC/build-fuzz}
 CACHE=${KESTREL_CACHE:-$HOME/.cache/kestrel}
@@ -30,6 +30,8 @@ targets=
 for target in $TARGETS; do
   [ -f "$SRC/tests/fuzz/fuzz_$target.c" ] && targets="$targets tests/fuzz/fuzz_$target"
 done
+# The kestrel target's seeds are the real models compiled by this build.
+case " $TARGETS " in *" kestrel "*) targets="$targets nn/kestrel" ;; esac
 ninja -C "$BUILD" $targets
 
 status=0
@@ -44,6 +46,15 @@ for target in $TARGETS; do
   for f in "$CACHE"/models/*."$target"; do
     [ -f "$f" ] && cp -f "$f" "$seeds/"
   done
+  if [ "$target" = kestrel ]; then
+    for f in ch_ppocr_mobile_v2.0_cls_infer.onnx face_detection_short_range.tflite \
+             face_detection_full_range.tflite; do
+      [ -f "$CACHE/models/$f" ] &&
+        "$BUILD/nn/kestrel" compile "$CACHE/models/$f" -o "$seeds/${f%.*}.kestrel" >/dev/null
+      [ -f "$CACHE/models/$f" ] &&
+        "$BUILD/nn/kestrel" compile --no-pack "$CACHE/models/$f" -o "$seeds/${f%.*}-nopack.kestrel" >/dev/null
+    done
+  fi
   if [ "$target" = onnx ] && [ -d "$ONNX_TESTDATA" ]; then
     for d in "$ONNX_TESTDATA"/*/; do
       [ -f "$d/model.onnx" ] && cp -f "$d/model.onnx" "$seeds/$(basename "$d").onnx"

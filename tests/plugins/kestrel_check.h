@@ -6,6 +6,7 @@
 #include <gst/check/gstcheck.h>
 #include <gst/check/gstharness.h>
 #include <gst/video/video.h>
+#include <glib/gstdio.h>
 #include <string.h>
 
 /* $KESTREL_CACHE/rel; the test fails if it is missing (CI runs set-up). */
@@ -44,9 +45,12 @@ kc_load_image (const gchar * path, const gchar * format, gint width,
   GstBuffer *buffer;
   GError *error = NULL;
 
+  /* Scale in RGB, then convert: every format shows the same picture
+   * (videoscale's kernels differ between formats). */
   desc = g_strdup_printf ("filesrc location=\"%s\" ! jpegdec ! videoconvert "
-      "! videoscale ! video/x-raw,format=%s%s ! appsink name=sink "
-      "sync=false", path, format, size);
+      "! videoscale ! video/x-raw,format=RGB%s ! videoconvert "
+      "! video/x-raw,format=%s ! appsink name=sink sync=false", path, size,
+      format);
   pipeline = gst_parse_launch (desc, &error);
   fail_unless (pipeline != NULL, "%s: %s", desc, error ? error->message : "");
   sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");
@@ -74,6 +78,16 @@ kc_caps_string (const GstVideoInfo * info)
 
   gst_caps_unref (caps);
   return s;
+}
+
+static inline void
+kc_info_from_string (GstVideoInfo * info, const gchar * caps_string)
+{
+  GstCaps *caps = gst_caps_from_string (caps_string);
+
+  fail_unless (caps != NULL && gst_video_info_from_caps (info, caps),
+      "bad caps %s", caps_string);
+  gst_caps_unref (caps);
 }
 
 /* Counts the ROI metas carrying params `param` (NULL: all). */

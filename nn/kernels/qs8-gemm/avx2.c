@@ -30,9 +30,9 @@
 /* Register tiles live in arrays indexed by constant loop counters: fully
  * unrolled loops let the compiler keep them in registers. */
 #define KN_UNROLL _Pragma("GCC unroll 8")
-#ifndef KN_UNROLL2
-#define KN_UNROLL2
-#endif
+/* Two k steps per iteration give the scheduler independent loads to
+ * overlap with the multiplies (measured: +1-2 points of peak for 4x8). */
+#define KN_UNROLL2 _Pragma("GCC unroll 2")
 
 static ALWAYS_INLINE __m256i broadcast_a8(const int8_t *p) {
   int64_t v;
@@ -184,8 +184,12 @@ DEFINE_TILE_ENTRY(2)
 DEFINE_TILE_ENTRY(3)
 DEFINE_TILE_ENTRY(4)
 
+/* 4x8 spills a little (16 accumulators fill the register file) but
+ * shares each sign-extended weight row across 4 A rows; on the machine
+ * here it measured ahead of 3x8 for K >= 128 and level for K = 64
+ * (docs/BENCHMARKS.md, "Kernels"). */
 void kestrel_qs8_gemm__avx2(size_t m, size_t n, size_t k, const int8_t *a,
                             size_t lda, const void *packed, int8_t *c,
                             size_t ldc, const kn_qs8_requant *rq) {
-  kestrel_qs8_gemm_3x8__avx2(m, n, k, a, lda, packed, c, ldc, rq);
+  kestrel_qs8_gemm_4x8__avx2(m, n, k, a, lda, packed, c, ldc, rq);
 }

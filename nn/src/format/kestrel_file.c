@@ -80,6 +80,8 @@ typedef struct wbuf {
 static size_t wb_reserve(wbuf *b, size_t n) {
   if (b->failed)
     return 0;
+  if (n == 0)
+    return b->len; /* also keeps a still-NULL buffer untouched */
   if (b->len + n > b->cap) {
     size_t cap = b->cap ? b->cap : 4096;
     while (cap < b->len + n)
@@ -416,7 +418,7 @@ static kestrel_status bad(kestrel_error *err, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    snprintf(err->message, sizeof(err->message), "corrupt .kestrel file: %s",
+    snprintf(err->message, sizeof(err->message), "corrupt .kestrel file: %.480s",
              msg);
   }
   return KESTREL_ERROR_MALFORMED;

@@ -1516,6 +1516,32 @@ static kestrel_status resize(tfl_ctx *c, const tfl_op *op, bool bilinear) {
   return KESTREL_OK;
 }
 
+/* DEPTH_TO_SPACE / SPACE_TO_DEPTH on NHWC: TFLite's channel order is
+ * ONNX's DCR, so only the layout differs. */
+static kestrel_status depth_space(tfl_ctx *c, const tfl_op *op, kn_op kop,
+                                  int options_type) {
+  kestrel_status st = need_io(c, 1, 1, 1);
+  if (st != KESTREL_OK)
+    return st;
+  kn_fb_table o;
+  bool has;
+  if ((st = get_options(c, op->table, options_type, &o, &has)))
+    return st;
+  int32_t bs = kn_fb_i32(&o, TFL_BLOCK_SIZE, 0);
+  if (bs < 1 || bs > 4096)
+    return op_fail(c, KESTREL_ERROR_MALFORMED, "block_size %d", (int)bs);
+  int ins[1] = {kn_of(c, in_idx(c, 0))};
+  int outs[1] = {kn_of(c, out_idx(c, 0))};
+  kn_node *n = emit(c, kop, ins, 1, outs, 1);
+  if (!n)
+    return oom(c);
+  kn_node_set_int(n, "blocksize", bs);
+  kn_node_set_int(n, "layout", KN_LAYOUT_NHWC);
+  if (kop == KN_OP_DEPTH_TO_SPACE)
+    kn_node_set_string(n, "mode", "DCR");
+  return KESTREL_OK;
+}
+
 static kestrel_status unary(tfl_ctx *c, kn_op kop) {
   kestrel_status st = need_io(c, 1, 1, 1);
   if (st != KESTREL_OK)
@@ -1818,6 +1844,10 @@ static kestrel_status convert_op(tfl_ctx *c, const tfl_op *op) {
   case TFL_BUILTIN_CONCATENATION: return concatenation(c, op);
   case TFL_BUILTIN_RESIZE_BILINEAR: return resize(c, op, true);
   case TFL_BUILTIN_RESIZE_NEAREST_NEIGHBOR: return resize(c, op, false);
+  case TFL_BUILTIN_DEPTH_TO_SPACE:
+    return depth_space(c, op, KN_OP_DEPTH_TO_SPACE, TFL_OPTIONS_DEPTH_TO_SPACE);
+  case TFL_BUILTIN_SPACE_TO_DEPTH:
+    return depth_space(c, op, KN_OP_SPACE_TO_DEPTH, TFL_OPTIONS_SPACE_TO_DEPTH);
   case TFL_BUILTIN_HARD_SWISH: return unary(c, KN_OP_HARDSWISH);
   case TFL_BUILTIN_LOGISTIC: return unary(c, KN_OP_SIGMOID);
   case TFL_BUILTIN_TANH: return unary(c, KN_OP_TANH);

@@ -618,6 +618,8 @@ static kestrel_status convt_geometry(const kn_node *n, const kn_spatial *xv,
 }
 
 static kestrel_status convt_infer(kn_graph *g, kn_node *n, kestrel_error *err) {
+  if (kn_node_is_packed(n))
+    return kn_conv_fast_infer(g, n, err);
   kn_tensor *x = kn_in(g, n, 0), *w = kn_in(g, n, 1);
   kn_tensor *b = kn_opt_in(g, n, 2), *y = kn_out(g, n, 0);
   if (!x || !w || !y)
@@ -772,6 +774,8 @@ static kestrel_status convt_run_q8(const kn_exec *ex, const kn_node *n,
  * element; weights [C, M/group, KD, KH, KW]. */
 static kestrel_status convt_run(const kn_exec *ex, const kn_node *n,
                                 kestrel_error *err) {
+  if (kn_node_is_packed(n))
+    return kn_conv_fast_run(ex, n, err);
   kn_graph *g = ex->graph;
   kn_tensor *xt = kn_in(g, n, 0), *wt = kn_in(g, n, 1);
   kn_tensor *bt = kn_opt_in(g, n, 2), *yt = kn_out(g, n, 0);
@@ -844,6 +848,8 @@ static kestrel_status convt_run(const kn_exec *ex, const kn_node *n,
 }
 
 static uint64_t convt_macs(kn_graph *g, const kn_node *n) {
+  if (kn_node_is_packed(n))
+    return kn_conv_fast_macs(g, n);
   kn_tensor *x = kn_in(g, n, 0), *w = kn_in(g, n, 1);
   if (!x || !w || x->ndim < 0 || w->ndim < 2)
     return 0;

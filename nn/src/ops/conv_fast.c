@@ -66,6 +66,10 @@ static int32_t q_bound(float real, float scale, int32_t zp, int32_t dflt) {
 typedef struct fast_geo {
   int64_t kind;
   bool is_conv, is_dw, direct; /* direct: 1x1 s1 p0 conv or Gemm */
+  /* ConvTranspose with stride == kernel, no pads: every input pixel
+   * writes its own KH x KW output block, so each (input row, ky) is one
+   * GEMM of the row's pixels against KH packed blocks of N = KW * M. */
+  bool is_deconv;
   size_t batch, m, n, k;       /* m rows per image, k reduction */
   size_t in_c;
   kn_conv_geometry geo;
@@ -85,10 +89,44 @@ static kestrel_status fast_geometry(kn_graph *g, const kn_node *n,
     return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n,
                         "bad packed_channels %lld", (long long)nch);
   fg->n = (size_t)nch;
-  fg->is_conv = n->op == KN_OP_CONV;
+  fg->is_conv = n->op == KN_OP_CONV || n->op == KN_OP_CONV_TRANSPOSE;
+  fg->is_deconv = n->op == KN_OP_CONV_TRANSPOSE;
   fg->is_dw = kind_is_dw(fg->kind);
   if (!x || x->ndim < 0)
     return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n, "missing input");
+  if (fg->is_deconv) {
+    const int64_t *ks, *st, *pd;
+    int nk = kn_attr_ints(n, "kernel_shape", &ks);
+    int ns = kn_attr_ints(n, "strides", &st);
+    int np = kn_attr_ints(n, "pads", &pd);
+    int layout;
+    if (fg->is_dw || !kn_layout_attr(n, &layout) ||
+        layout != KN_LAYOUT_NHWC || x->ndim != 4 || nk != 2 || ns != 2 ||
+        st[0] != ks[0] || st[1] != ks[1] || ks[0] < 1 || ks[1] < 1 ||
+        ks[0] > 64 || ks[1] > 64 || kn_attr_int(n, "group", 1) != 1 ||
+        (np && (np != 4 || pd[0] || pd[1] || pd[2] || pd[3])) ||
+        x->dims[1] > (INT64_C(1) << 24) || x->dims[2] > (INT64_C(1) << 24))
+      return kn_node_fail(err, KESTREL_ERROR_UNSUPPORTED, n,
+                          "packed ConvTranspose needs NHWC, group 1, "
+                          "strides equal to a 2-D kernel_shape, no pads");
+    fg->batch = (size_t)x->dims[0];
+    fg->in_c = (size_t)x->dims[3];
+    fg->geo.in_h = (size_t)x->dims[1];
+    fg->geo.in_w = (size_t)x->dims[2];
+    fg->geo.in_c = fg->in_c;
+    fg->geo.kernel_h = (size_t)ks[0];
+    fg->geo.kernel_w = (size_t)ks[1];
+    fg->geo.out_h = fg->geo.in_h * (size_t)ks[0];
+    fg->geo.out_w = fg->geo.in_w * (size_t)ks[1];
+    fg->m = fg->geo.in_h * fg->geo.in_w;
+    fg->n = (size_t)ks[1] * (size_t)nch; /* one GEMM's columns: (kx, m) */
+    fg->k = fg->in_c;
+    ydims[0] = x->dims[0];
+    ydims[1] = (int64_t)fg->geo.out_h;
+    ydims[2] = (int64_t)fg->geo.out_w;
+    ydims[3] = nch;
+    return KESTREL_OK;
+  }
   if (!fg->is_conv) {
     if (n->op != KN_OP_GEMM || fg->is_dw)
       return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n,
@@ -160,6 +198,10 @@ static kestrel_status fast_geometry(kn_graph *g, const kn_node *n,
 }
 
 static size_t packed_bytes(const fast_geo *fg) {
+  if (fg->is_deconv)
+    return fg->geo.kernel_h * (fg->kind == KN_PACKED_QS8_GEMM
+                                   ? kn_qs8_gemm_packed_size(fg->n, fg->k)
+                                   : kn_f32_gemm_packed_size(fg->n, fg->k));
   switch (fg->kind) {
   case KN_PACKED_F32_GEMM:
     return kn_f32_gemm_packed_size(fg->n, fg->k);
@@ -229,10 +271,20 @@ kestrel_status kn_conv_fast_infer(kn_graph *g, kn_node *n,
       if (!(s[i] >= 0.0f) || isinf(s[i]))
         return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n,
                             "requant scale %zu is %g", i, (double)s[i]);
-    if (!act_is_clamp(act.kind))
-      return kn_node_fail(err, KESTREL_ERROR_UNSUPPORTED, n,
-                          "int8 packed node with non-clamp activation %d",
-                          act.kind);
+    if (!act_is_clamp(act.kind)) {
+      /* Requantized to (act_in_scale, act_in_zero_point), then a table. */
+      kn_tensor *lut = kn_opt_in(g, n, 4);
+      float as = kn_attr_float(n, "act_in_scale", 0.0f);
+      int64_t az2 = kn_attr_int(n, "act_in_zero_point", 0);
+      if (res || !kn_is_const(lut) || lut->dtype != KESTREL_DTYPE_I8 ||
+          kn_tensor_numel(lut) != 256 || !(as > 0.0f) || isinf(as) ||
+          az2 < -128 || az2 > 127)
+        return kn_node_fail(err, KESTREL_ERROR_UNSUPPORTED, n,
+                            "int8 packed node with activation %d needs "
+                            "act_in_scale/act_in_zero_point and a 256-entry "
+                            "int8 table at input 4 (and no residual)",
+                            act.kind);
+    }
     int64_t az = kn_attr_int(n, "packed_a_zero_point", 0);
     if (fg.kind == KN_PACKED_QS8_GEMM && az != x->q_zero_point[0])
       return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n,
@@ -274,7 +326,7 @@ size_t kn_conv_fast_scratch(kn_graph *g, const kn_node *n) {
   int64_t ydims[4];
   kestrel_error err;
   if (fast_geometry(g, n, &fg, ydims, &err) != KESTREL_OK || fg.is_dw ||
-      fg.direct || fg.m == 0)
+      fg.direct || fg.is_deconv || fg.m == 0)
     return 0;
   size_t es = kind_is_int8(fg.kind) ? 1 : sizeof(float);
   return tile_rows(&fg) * fg.k * es;
@@ -286,7 +338,8 @@ uint64_t kn_conv_fast_macs(kn_graph *g, const kn_node *n) {
   kestrel_error err;
   if (fast_geometry(g, n, &fg, ydims, &err) != KESTREL_OK)
     return 0;
-  return (uint64_t)fg.batch * fg.m * fg.n * fg.k;
+  return (uint64_t)fg.batch * fg.m * fg.n * fg.k *
+         (fg.is_deconv ? fg.geo.kernel_h : 1);
 }
 
 /* ---- run ------------------------------------------------------------------- */
@@ -307,6 +360,7 @@ typedef struct fast_job {
    * exactly as the reference quantized Add. */
   float sum_scale, res_scale, y_scale;
   int32_t sum_zero, res_zero, y_zero;
+  const int8_t *lut; /* int8 non-clamp activation: y = lut[y + 128] */
   /* f32 */
   float lo, hi;         /* clamp inside the kernels */
   float act_lo, act_hi; /* clamp activation run by the epilogue */
@@ -319,10 +373,52 @@ typedef struct fast_job {
 
 static float act_f32(const kn_act *a, float v) { return kn_act_apply1(a, v); }
 
+/* The f32 activations the detector heads use most, as plain loops the
+ * compiler vectorizes (the AVX2 clone only where the CPU has it, chosen by
+ * the active kernel ISA so KESTREL_ISA=ref stays portable). Same float
+ * operations as kn_act_apply1, no FMA contraction (no "fma" target). */
+#define ACT_LOOPS(SUFFIX, ATTR)                                                \
+  ATTR static void hardswish_##SUFFIX(float *restrict y, size_t count) {       \
+    for (size_t i = 0; i < count; i++) {                                       \
+      float v = y[i], r = v + 3.0f;                                            \
+      r = r < 0.0f ? 0.0f : (r > 6.0f ? 6.0f : r);                             \
+      y[i] = v * r * (1.0f / 6.0f);                                            \
+    }                                                                          \
+  }                                                                            \
+  ATTR static void clamp_##SUFFIX(float *restrict y, size_t count, float lo,   \
+                                  float hi) {                                  \
+    for (size_t i = 0; i < count; i++)                                         \
+      y[i] = y[i] < lo ? lo : (y[i] > hi ? hi : y[i]);                         \
+  }                                                                            \
+  ATTR static void add_##SUFFIX(float *restrict y, const float *restrict r,    \
+                                size_t count) {                                \
+    for (size_t i = 0; i < count; i++)                                         \
+      y[i] += r[i];                                                            \
+  }
+ACT_LOOPS(generic, )
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_AVX2_LOOPS 1
+ACT_LOOPS(avx2, __attribute__((target("avx2"))))
+#endif
+
+static bool use_avx2_loops(void) {
+#ifdef HAVE_AVX2_LOOPS
+  return kn_kernels_get()->isa == KN_ISA_AVX2;
+#else
+  return false;
+#endif
+}
+
 /* Residual add / activation over elements [0, count) at element offset
  * off of this image's output. */
 static void epilogue(const fast_job *j, size_t off, size_t count) {
   if (kind_is_int8(j->fg.kind)) {
+    if (j->lut) {
+      int8_t *y = (int8_t *)j->y + off;
+      for (size_t i = 0; i < count; i++)
+        y[i] = j->lut[(int32_t)y[i] + 128];
+      return;
+    }
     if (!j->res)
       return;
     int8_t *y = (int8_t *)j->y + off;
@@ -341,11 +437,30 @@ static void epilogue(const fast_job *j, size_t off, size_t count) {
     return;
   }
   float *y = (float *)j->y + off;
+  bool avx2 = use_avx2_loops();
+#ifdef HAVE_AVX2_LOOPS
+#define PICK(name, ...)                                                        \
+  (avx2 ? name##_avx2(__VA_ARGS__) : name##_generic(__VA_ARGS__))
+#else
+#define PICK(name, ...) ((void)avx2, name##_generic(__VA_ARGS__))
+#endif
   if (j->res) {
     const float *r = (const float *)j->res + off;
-    for (size_t i = 0; i < count; i++)
-      y[i] += r[i];
+    if (r == y) /* the residual aliases the output (in-place plan) */
+      for (size_t i = 0; i < count; i++)
+        y[i] += y[i];
+    else
+      PICK(add, y, r, count);
   }
+  if (j->post_act && j->act.kind == KN_ACT_HARDSWISH) {
+    PICK(hardswish, y, count);
+    return;
+  }
+  if (j->post_act && act_is_clamp(j->act.kind)) {
+    PICK(clamp, y, count, j->act_lo, j->act_hi);
+    return;
+  }
+#undef PICK
   if (j->post_act) {
     if (act_is_clamp(j->act.kind)) {
       for (size_t i = 0; i < count; i++)
@@ -392,6 +507,35 @@ static void run_gemm_chunk(void *ctx, size_t b, size_t e, int thread) {
       kn_f32_im2col(&j->fg.geo, (const float *)j->x, r, r + rows,
                     (float *)buf);
     gemm_rows(j, buf, j->fg.k, rows, r);
+  }
+}
+
+/* Input rows [b, e) of a stride == kernel ConvTranspose: per (row, ky)
+ * one GEMM whose C rows are the row's pixels and whose KW*M columns land
+ * contiguously in output row y*KH + ky. */
+static void run_deconv_chunk(void *ctx, size_t b, size_t e, int thread) {
+  (void)thread;
+  const fast_job *j = ctx;
+  const fast_geo *fg = &j->fg;
+  size_t es = kind_is_int8(fg->kind) ? 1 : sizeof(float);
+  size_t in_w = fg->geo.in_w, kh = fg->geo.kernel_h;
+  size_t block = fg->kind == KN_PACKED_QS8_GEMM
+                     ? kn_qs8_gemm_packed_size(fg->n, fg->k)
+                     : kn_f32_gemm_packed_size(fg->n, fg->k);
+  size_t out_row = fg->geo.out_w * (fg->n / fg->geo.kernel_w); /* elements */
+  for (size_t y = b; y < e; y++) {
+    const uint8_t *a = j->x + y * in_w * fg->k * es;
+    for (size_t ky = 0; ky < kh; ky++) {
+      const uint8_t *w = (const uint8_t *)j->packed + ky * block;
+      size_t off = (y * kh + ky) * out_row;
+      if (kind_is_int8(fg->kind))
+        j->kern->qs8_gemm(in_w, fg->n, fg->k, (const int8_t *)a, fg->k, w,
+                          (int8_t *)j->y + off, fg->n, &j->rq);
+      else
+        j->kern->f32_gemm(in_w, fg->n, fg->k, (const float *)a, fg->k, w,
+                          (float *)j->y + off, fg->n, j->lo, j->hi);
+      epilogue(j, off, out_row);
+    }
   }
 }
 
@@ -457,6 +601,12 @@ kestrel_status kn_conv_fast_run(const kn_exec *ex, const kn_node *n,
       j.rq.zero_point = j.sum_zero;
       j.rq.out_min = -128;
       j.rq.out_max = 127;
+    } else if (!act_is_clamp(j.act.kind)) {
+      kn_tensor *lut = kn_opt_in(g, n, 4);
+      j.lut = lut->data;
+      j.rq.zero_point = (int32_t)kn_attr_int(n, "act_in_zero_point", 0);
+      j.rq.out_min = -128;
+      j.rq.out_max = 127;
     } else {
       float lo, hi;
       act_bounds(&j.act, &lo, &hi);
@@ -481,7 +631,7 @@ kestrel_status kn_conv_fast_run(const kn_exec *ex, const kn_node *n,
   int threads = ex->pool ? ex->num_threads : 1;
   if (threads < 1)
     threads = 1;
-  if (!j.fg.is_dw && !j.fg.direct) {
+  if (!j.fg.is_dw && !j.fg.direct && !j.fg.is_deconv) {
     size_t need = kn_conv_fast_scratch(g, n);
     size_t slice = ex->scratch_bytes / (size_t)threads;
     if (!ex->scratch || slice < need)
@@ -506,12 +656,14 @@ kestrel_status kn_conv_fast_run(const kn_exec *ex, const kn_node *n,
   }
   size_t x_img = j.fg.is_conv ? j.fg.geo.in_h * j.fg.geo.in_w * j.fg.in_c * es
                               : 0;
-  size_t y_img = j.fg.m * j.fg.n * es;
+  size_t y_img = (size_t)(ydims[1] * ydims[2] * ydims[3]) * es;
   for (size_t b = 0; b < j.fg.batch; b++) {
     j.x = (const uint8_t *)x->data + b * x_img;
     j.y = (uint8_t *)y->data + b * y_img;
     j.res = res ? (const uint8_t *)res->data + b * y_img : NULL;
-    if (j.fg.is_dw)
+    if (j.fg.is_deconv)
+      kn_parallel_for(ex->pool, j.fg.geo.in_h, 1, run_deconv_chunk, &j);
+    else if (j.fg.is_dw)
       kn_parallel_for(ex->pool, j.fg.geo.out_h, 1, run_dw_chunk, &j);
     else
       kn_parallel_for(ex->pool, j.fg.m, ROW_GRAIN, run_gemm_chunk, &j);

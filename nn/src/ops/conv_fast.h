@@ -19,8 +19,15 @@
  *       Add's output quantization. The conv result is requantized to
  *       (sum_scale, sum_zero_point) first and the Add then computed exactly
  *       as the reference Add does, so fusing changes no output byte.
- * int8 fused activations must be clamps (none/relu/relu6/relu_n1_to_1/
- * clip); f32 ones may be anything (non-clamps run on each finished tile).
+ * int8 fused activations that are clamps (none/relu/relu6/relu_n1_to_1/
+ * clip) become the requantization bounds; any other (hardswish, sigmoid,
+ * hardsigmoid) is a table: the result is requantized to attributes
+ * "act_in_scale"/"act_in_zero_point" (the activation's input range) and
+ * mapped through input [4], a constant I8 [256] with
+ *   lut[q + 128] = sat(round(act(act_in_scale * (q - act_in_zero_point))
+ *                            / y_scale) + y_zero)
+ * (no residual then). f32 activations may be anything (non-clamps run on
+ * each finished tile).
  *
  * Work split: output rows (pixels) in static chunks across the pool, so the
  * bytes computed do not depend on the thread count. kxk convs im2col a

@@ -11,6 +11,7 @@
  * ulp); f16 and f64 inputs are computed in float32 and converted back.
  * Integer arithmetic wraps, and division by zero gives 0. Any input may be
  * the same buffer as the output when their shapes are equal. */
+#include "eltwise_fast.h"
 #include "ops_eltwise.h"
 
 #include <float.h>
@@ -510,6 +511,9 @@ static void clip_bounds(kn_graph *g, const kn_node *n, unary_params *p,
 
 static kestrel_status unary_run(const kn_exec *x, const kn_node *n,
                                 kestrel_error *err) {
+  kestrel_status fast_st;
+  if (kn_eltwise_fast_unary(x, n, unary_run, &fast_st, err))
+    return fast_st; /* 8-bit: a table this function computed */
   kn_graph *g = x->graph;
   const kn_tensor *in = kn_in(g, n, 0);
   kn_tensor *out = kn_out(g, n, 0);
@@ -958,6 +962,8 @@ static kestrel_status binary_run(const kn_exec *x, const kn_node *n,
                                  kestrel_error *err) {
   if (n->op == KN_OP_WHERE)
     return where_run(x, n);
+  if (kn_eltwise_fast_binary(x, n)) /* int8 Add/Mul, same bytes */
+    return KESTREL_OK;
   kn_graph *g = x->graph;
   kn_tensor *out = kn_out(g, n, 0);
   kn_ew_act act;

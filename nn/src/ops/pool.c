@@ -867,6 +867,72 @@ static size_t resize_scratch(kn_graph *g, const kn_node *n) {
   return positions * (RESIZE_TAPS * sizeof(resize_tap) + 1) + 64;
 }
 
+/* Fast path (ops/eltwise_fast.c's sibling, for FPN upsampling): every
+ * axis takes one tap of weight 1 (nearest, or an unscaled axis) and the
+ * last axis is unscaled (NHWC channels), so output rows are input rows
+ * copied whole, or mapped through a 256-entry table for 8-bit tensors;
+ * the table holds exactly what the general loop below computes. */
+static bool resize_single_tap(const kn_tensor *xt, kn_tensor *yt,
+                              const resize_plan *p, resize_tap *const *taps,
+                              uint8_t *const *outside) {
+  int r = xt->ndim;
+  if (r < 1 || p->out[r - 1] != xt->dims[r - 1])
+    return false;
+  int64_t inner = p->out[r - 1];
+  for (int a = 0; a < r; a++)
+    for (int64_t o = 0; o < p->out[a]; o++) {
+      const resize_tap *t = taps[a] + o * RESIZE_TAPS;
+      if (outside[a][o] || t->w != 1.0 || (a == r - 1 && t->off != o))
+        return false;
+    }
+  bool q8 = xt->dtype != KESTREL_DTYPE_F32;
+  if (q8 && (xt->dtype != yt->dtype || (xt->dtype != KESTREL_DTYPE_I8 &&
+                                        xt->dtype != KESTREL_DTYPE_U8)))
+    return false;
+  uint8_t lut[256];
+  bool copy = true;
+  if (q8) {
+    float xs = kn_q_scale(xt, 0), ys = kn_q_scale(yt, 0);
+    int32_t xz = kn_q_zero(xt, 0), yz = kn_q_zero(yt, 0);
+    for (int v = 0; v < 256; v++) {
+      int32_t in = xt->dtype == KESTREL_DTYPE_I8 ? v - 128 : v;
+      /* The general loop's RS_X / RS_Y with wbase = 1.0. */
+      float real = (float)(1.0 * ((float)(in - xz) * xs));
+      int32_t out = kn_saturate(kn_round_even((double)real / ys) + yz,
+                                yt->dtype);
+      lut[v] = (uint8_t)out;
+      copy = copy && out == in;
+    }
+  }
+  size_t es = kestrel_dtype_size(xt->dtype);
+  int64_t rows = kn_tensor_numel(yt) / inner;
+  int64_t o[KN_MAX_DIMS] = {0};
+  const uint8_t *x = xt->data;
+  uint8_t *y = yt->data;
+  for (int64_t row = 0; row < rows; row++) {
+    int64_t base = 0;
+    for (int a = 0; a < r - 1; a++)
+      base += taps[a][o[a] * RESIZE_TAPS].off;
+    const uint8_t *src = x + (size_t)base * es;
+    uint8_t *dst = y + (size_t)(row * inner) * es;
+    if (copy) {
+      memcpy(dst, src, (size_t)inner * es);
+    } else if (xt->dtype == KESTREL_DTYPE_I8) {
+      for (int64_t i = 0; i < inner; i++)
+        dst[i] = lut[(uint8_t)((int8_t)src[i] + 128)];
+    } else {
+      for (int64_t i = 0; i < inner; i++)
+        dst[i] = lut[src[i]];
+    }
+    for (int a = r - 2; a >= 0; a--) {
+      if (++o[a] < p->out[a])
+        break;
+      o[a] = 0;
+    }
+  }
+  return true;
+}
+
 static kestrel_status resize_run(const kn_exec *ex, const kn_node *n,
                                  kestrel_error *err) {
   kn_graph *g = ex->graph;
@@ -916,6 +982,8 @@ static kestrel_status resize_run(const kn_exec *ex, const kn_node *n,
   for (int a = 0; a < r; a++)
     if (ntaps[a] > 1)
       active[nact++] = a;
+  if (nact == 0 && resize_single_tap(xt, yt, &p, taps, outside))
+    return KESTREL_OK;
   const float *x = xt->data;
   float *y = yt->data;
   /* Quantized: read real values, write requantized ones. */

@@ -5,6 +5,7 @@
  * and also serve TFLite's full-integer Conv and FullyConnected. */
 #include <string.h>
 
+#include "eltwise_fast.h"
 #include "ops_common.h"
 
 /* ONNX TensorProto element types for QuantizeLinear's output_dtype. */
@@ -191,6 +192,12 @@ static kestrel_status quantize_run(const kn_exec *ex, const kn_node *n,
   if (st != KESTREL_OK)
     return st;
   int64_t total = kn_tensor_numel(x);
+  if (q.count == 1 && x->dtype == KESTREL_DTYPE_F32 &&
+      y->dtype == KESTREL_DTYPE_I8) { /* same bytes, SIMD and threads */
+    kn_quantize_f32_i8_fast(ex, x->data, y->data, (size_t)total, q.scale[0],
+                            qparams_zero(&q, 0));
+    return KESTREL_OK;
+  }
   for (int64_t i = 0; i < total; i++) {
     int64_t ch = (i / inner) % len;
     float v = x->dtype == KESTREL_DTYPE_F32 ? ((const float *)x->data)[i]
@@ -242,6 +249,11 @@ static kestrel_status dequantize_run(const kn_exec *ex, const kn_node *n,
     return st;
   int64_t total = kn_tensor_numel(x);
   float *out = y->data;
+  if (q.count == 1 && x->dtype == KESTREL_DTYPE_I8) { /* a 256-entry table */
+    kn_dequantize_i8_f32_fast(ex, x->data, out, (size_t)total, q.scale[0],
+                              qparams_zero(&q, 0));
+    return KESTREL_OK;
+  }
   for (int64_t i = 0; i < total; i++) {
     int64_t ch = (i / inner) % len;
     int64_t d = (int64_t)kn_load_int(x->data, x->dtype, i) -

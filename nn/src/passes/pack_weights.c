@@ -24,7 +24,43 @@ typedef struct pack_src {
   int x, w, b, y, res;    /* tensor indices, -1 absent */
   float alpha, beta;      /* Gemm */
   bool trans_b;
+  bool act_lut; /* int8 with a table activation */
+  bool deconv;  /* ConvTranspose, stride == kernel: KH GEMMs of KW*N cols */
 } pack_src;
+
+/* Real input range of a non-clamp activation worth representing, given
+ * the quantized output y: inputs beyond it give saturated outputs. false
+ * when the activation has no table form here. */
+static bool act_input_range(const kn_act *a, const kn_tensor *y, double *lo,
+                            double *hi) {
+  double sy = y->q_scale[0], zy = y->q_zero_point[0];
+  double ylo = (-128 - zy) * sy, yhi = (127 - zy) * sy;
+  switch (a->kind) {
+  case KN_ACT_HARDSWISH:
+    /* Below -3 the output is 0; above 3 it is x. */
+    *lo = -3.0;
+    *hi = yhi >= 3.0 ? yhi : (-3.0 + sqrt(9.0 + 24.0 * fmax(yhi, 0.0))) / 2.0;
+    break;
+  case KN_ACT_HARDSIGMOID:
+    if (!(a->alpha > 0.0f))
+      return false;
+    *lo = (fmax(ylo, 0.0) - a->beta) / a->alpha;
+    *hi = (fmin(yhi, 1.0) - a->beta) / a->alpha;
+    break;
+  case KN_ACT_SIGMOID: {
+    double l = fmin(fmax(ylo, 1.0 / 1024), 0.5), h = fmax(fmin(yhi, 1.0 - 1.0 / 1024), 0.5);
+    *lo = log(l / (1.0 - l));
+    *hi = log(h / (1.0 - h));
+    break;
+  }
+  default:
+    return false;
+  }
+  /* Keep 0 exact and the zero point inside int8. */
+  *lo = fmin(*lo, 0.0);
+  *hi = fmax(*hi, 0.0);
+  return *hi - *lo > 1e-6 && isfinite(*lo) && isfinite(*hi);
+}
 
 /* A new owned constant (kept local so this pass needs only graph.c). */
 static int new_const(kn_graph *g, const char *name, kestrel_dtype dtype,
@@ -88,7 +124,8 @@ static bool classify(const kn_graph *g, const kn_node *n, pack_src *s) {
   if (n->dead || kn_node_attr(n, "packed") || n->num_outputs < 1 ||
       n->num_inputs < 2 || n->num_inputs > 4)
     return false;
-  if (n->op != KN_OP_CONV && n->op != KN_OP_GEMM)
+  if (n->op != KN_OP_CONV && n->op != KN_OP_GEMM &&
+      n->op != KN_OP_CONV_TRANSPOSE)
     return false;
   s->x = n->inputs[0];
   s->w = n->inputs[1];
@@ -102,14 +139,58 @@ static bool classify(const kn_graph *g, const kn_node *n, pack_src *s) {
   const kn_tensor *b = s->b >= 0 ? &g->tensors[s->b] : NULL;
   bool q = x->dtype == KESTREL_DTYPE_I8;
   if (q) {
-    if (!per_tensor_i8(x) || !per_tensor_i8(y) || !act_clamp(n) ||
+    if (!per_tensor_i8(x) || !per_tensor_i8(y) ||
         (b && b->dtype != KESTREL_DTYPE_I32))
       return false;
-    if (s->res >= 0 && !kn_node_attr(n, "sum_scale"))
+    if (s->res >= 0 && (!kn_node_attr(n, "sum_scale") || !act_clamp(n)))
       return false;
+    if (!act_clamp(n)) {
+      double lo, hi;
+      kn_act a = kn_act_from_node(n);
+      if (!act_input_range(&a, y, &lo, &hi))
+        return false;
+      s->act_lut = true;
+    }
   } else if (x->dtype != KESTREL_DTYPE_F32 || w->dtype != KESTREL_DTYPE_F32 ||
              (b && b->dtype != KESTREL_DTYPE_F32)) {
     return false;
+  }
+  if (n->op == KN_OP_CONV_TRANSPOSE) {
+    /* [C, M, KH, KW] weights; only the non-overlapping kind (stride ==
+     * kernel, no pads, no output padding), which is a plain GEMM. */
+    const int64_t *st, *pd, *dl, *op;
+    int ns = kn_attr_ints(n, "strides", &st);
+    int np = kn_attr_ints(n, "pads", &pd);
+    int nd = kn_attr_ints(n, "dilations", &dl);
+    int nop = kn_attr_ints(n, "output_padding", &op);
+    const char *ap = kn_attr_string(n, "auto_pad", "NOTSET");
+    if (kn_attr_int(n, "layout", KN_LAYOUT_NCHW) != KN_LAYOUT_NHWC ||
+        x->ndim != 4 || w->ndim != 4 || kn_attr_int(n, "group", 1) != 1 ||
+        w->dims[0] != x->dims[3] || ns != 2 || st[0] != w->dims[2] ||
+        st[1] != w->dims[3] || s->res >= 0 ||
+        kn_node_attr(n, "output_shape") || (strcmp(ap, "NOTSET") && ap[0]))
+      return false;
+    for (int i = 0; i < np; i++)
+      if (pd[i])
+        return false;
+    for (int i = 0; i < nd; i++)
+      if (dl[i] != 1)
+        return false;
+    for (int i = 0; i < nop; i++)
+      if (op[i])
+        return false;
+    s->deconv = true;
+    s->c = (size_t)x->dims[3];
+    s->n = (size_t)w->dims[1];
+    s->kh = (size_t)w->dims[2];
+    s->kw = (size_t)w->dims[3];
+    s->k = s->c;
+    s->kind = q ? KN_PACKED_QS8_GEMM : KN_PACKED_F32_GEMM;
+    if (b && kn_tensor_numel(b) != (int64_t)s->n)
+      return false;
+    if (q && !qs8_weights_ok(w, 1, s->n))
+      return false;
+    return s->n > 0 && s->k > 0;
   }
   if (n->op == KN_OP_CONV) {
     if (kn_attr_int(n, "layout", KN_LAYOUT_NCHW) != KN_LAYOUT_NHWC ||
@@ -164,7 +245,12 @@ static bool classify(const kn_graph *g, const kn_node *n, pack_src *s) {
 /* Weight element (out channel o, reduction index r) in the order the
  * kernels want: for convs r runs over (kh, kw, c), matching NHWC im2col
  * rows; for Gemm over K. Source weights are [O, C, KH, KW] / [N,K] / [K,N]. */
-static size_t src_index(const pack_src *s, bool conv, size_t o, size_t r) {
+static size_t src_index(const pack_src *s, bool conv, size_t blk, size_t o,
+                        size_t r) {
+  if (s->deconv) { /* block ky, column o = (kx, m), row r = c */
+    size_t kx = o / s->n, m = o % s->n;
+    return ((r * s->n + m) * s->kh + blk) * s->kw + kx;
+  }
   if (conv) {
     size_t c = r % s->c, t = r / s->c;
     size_t kx = t % s->kw, ky = t / s->kw;
@@ -176,21 +262,26 @@ static size_t src_index(const pack_src *s, bool conv, size_t o, size_t r) {
 static kestrel_status pack_node(kn_graph *g, int ni, const pack_src *s,
                                 kestrel_error *err) {
   kn_node *n = &g->nodes[ni];
-  bool conv = n->op == KN_OP_CONV;
+  bool conv = n->op == KN_OP_CONV || n->op == KN_OP_CONV_TRANSPOSE;
   bool q = s->kind == KN_PACKED_QS8_GEMM || s->kind == KN_PACKED_QS8_DWCONV;
   bool dw = s->kind == KN_PACKED_F32_DWCONV || s->kind == KN_PACKED_QS8_DWCONV;
+  /* A ConvTranspose is KH GEMMs of gn = KW * N columns each. */
+  size_t blocks = s->deconv ? s->kh : 1;
+  size_t gn = s->deconv ? s->kw * s->n : s->n;
   size_t bytes;
   switch (s->kind) {
-  case KN_PACKED_F32_GEMM: bytes = kn_f32_gemm_packed_size(s->n, s->k); break;
-  case KN_PACKED_QS8_GEMM: bytes = kn_qs8_gemm_packed_size(s->n, s->k); break;
+  case KN_PACKED_F32_GEMM: bytes = kn_f32_gemm_packed_size(gn, s->k); break;
+  case KN_PACKED_QS8_GEMM: bytes = kn_qs8_gemm_packed_size(gn, s->k); break;
   case KN_PACKED_F32_DWCONV:
     bytes = kn_f32_dwconv_packed_size(s->n, s->kh, s->kw);
     break;
   default: bytes = kn_qs8_dwconv_packed_size(s->n, s->kh, s->kw); break;
   }
+  size_t block_bytes = bytes;
+  bytes *= blocks;
   size_t es = q ? 1 : sizeof(float);
-  void *wbuf = malloc(s->n * s->k * es + 1);
-  void *bbuf = malloc(s->n * 4 + 1);
+  void *wbuf = malloc(blocks * gn * s->k * es + 1);
+  void *bbuf = malloc(gn * 4 + 1);
   if (!wbuf || !bbuf) {
     free(wbuf), free(bbuf);
     return kn_node_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, n,
@@ -202,40 +293,66 @@ static kestrel_status pack_node(kn_graph *g, int ni, const pack_src *s,
   const kn_tensor *x = &g->tensors[s->x], *y = &g->tensors[s->y];
   float *scales = NULL;
   int32_t a_zero = q ? x->q_zero_point[0] : 0;
+  float act_scale = 0.0f;
+  int32_t act_zero = 0;
+  int8_t lut[256];
   if (q) {
     int8_t *dst = wbuf;
     const int8_t *src = w->data;
-    for (size_t o = 0; o < s->n; o++)
-      for (size_t r = 0; r < s->k; r++)
-        dst[o * s->k + r] = dw ? src[o * s->k + r] : src[src_index(s, conv, o, r)];
+    for (size_t blk = 0; blk < blocks; blk++)
+      for (size_t o = 0; o < gn; o++)
+        for (size_t r = 0; r < s->k; r++)
+          dst[(blk * gn + o) * s->k + r] =
+              dw ? src[o * s->k + r] : src[src_index(s, conv, blk, o, r)];
     int32_t *bias = bbuf;
-    for (size_t o = 0; o < s->n; o++)
-      bias[o] = b ? ((const int32_t *)b->data)[o] : 0;
-    scales = malloc(s->n * sizeof(float) + 1);
+    for (size_t o = 0; o < gn; o++)
+      bias[o] = b ? ((const int32_t *)b->data)[o % s->n] : 0;
+    scales = malloc(gn * sizeof(float) + 1);
     if (!scales) {
       free(wbuf), free(bbuf);
       return kn_node_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, n,
                           "out of memory packing weights");
     }
-    /* Requantize to the fused Add's input when a residual is fused. */
+    /* Requantize to the fused Add's input when a residual is fused, to
+     * the activation's input when a table follows. */
     double out_scale = s->res >= 0 ? kn_attr_float(n, "sum_scale", 1.0f)
                                    : y->q_scale[0];
-    for (size_t o = 0; o < s->n; o++) {
-      double ws = w->q_scale[w->q_count == 1 ? 0 : o];
+    if (s->act_lut) {
+      kn_act a = kn_act_from_node(n);
+      double lo, hi;
+      act_input_range(&a, y, &lo, &hi);
+      act_scale = (float)((hi - lo) / 255.0);
+      double z = nearbyint(-128.0 - lo / act_scale);
+      act_zero = (int32_t)(z < -128 ? -128 : (z > 127 ? 127 : z));
+      float sy = y->q_scale[0];
+      int32_t zy = y->q_zero_point[0];
+      for (int q8 = -128; q8 < 128; q8++) {
+        float v = kn_act_apply1(&a, act_scale * (float)(q8 - act_zero));
+        float r = rintf(v / sy);
+        r = r > 1000.0f ? 1000.0f : (r < -1000.0f ? -1000.0f : r);
+        int32_t o = (int32_t)r + zy;
+        lut[q8 + 128] = (int8_t)(o < -128 ? -128 : (o > 127 ? 127 : o));
+      }
+      out_scale = act_scale;
+    }
+    for (size_t o = 0; o < gn; o++) {
+      double ws = w->q_scale[w->q_count == 1 ? 0 : o % s->n];
       scales[o] = (float)((double)x->q_scale[0] * ws / out_scale);
     }
   } else {
     float *dst = wbuf;
     const float *src = w->data;
-    for (size_t o = 0; o < s->n; o++)
-      for (size_t r = 0; r < s->k; r++)
-        dst[o * s->k + r] = dw ? src[o * s->k + r]
-                               : src[src_index(s, conv, o, r)] *
-                                     (conv ? 1.0f : s->alpha);
+    for (size_t blk = 0; blk < blocks; blk++)
+      for (size_t o = 0; o < gn; o++)
+        for (size_t r = 0; r < s->k; r++)
+          dst[(blk * gn + o) * s->k + r] =
+              dw ? src[o * s->k + r]
+                 : src[src_index(s, conv, blk, o, r)] *
+                       (conv ? 1.0f : s->alpha);
     float *bias = bbuf;
     int64_t bn = b ? kn_tensor_numel(b) : 0;
-    for (size_t o = 0; o < s->n; o++)
-      bias[o] = b ? ((const float *)b->data)[bn == 1 ? 0 : (int64_t)o] *
+    for (size_t o = 0; o < gn; o++)
+      bias[o] = b ? ((const float *)b->data)[bn == 1 ? 0 : (int64_t)(o % s->n)] *
                         (conv ? 1.0f : s->beta)
                   : 0.0f;
   }
@@ -245,23 +362,37 @@ static kestrel_status pack_node(kn_graph *g, int ni, const pack_src *s,
   int st = -1;
   if (pt >= 0 && q) {
     snprintf(name, sizeof name, "%s/requant_scales", n->name ? n->name : "node");
-    st = new_const(g, name, KESTREL_DTYPE_F32, (int64_t)s->n);
+    st = new_const(g, name, KESTREL_DTYPE_F32, (int64_t)gn);
     if (st >= 0)
-      memcpy(g->tensors[st].data, scales, s->n * sizeof(float));
+      memcpy(g->tensors[st].data, scales, gn * sizeof(float));
   }
-  int *inputs = pt >= 0 && (!q || st >= 0) ? malloc(4 * sizeof(int)) : NULL;
+  int lt = -1;
+  if (st >= 0 && s->act_lut) {
+    snprintf(name, sizeof name, "%s/activation_table",
+             n->name ? n->name : "node");
+    lt = new_const(g, name, KESTREL_DTYPE_I8, 256);
+    if (lt >= 0)
+      memcpy(g->tensors[lt].data, lut, sizeof lut);
+  }
+  int *inputs = pt >= 0 && (!q || st >= 0) && (!s->act_lut || lt >= 0)
+                    ? malloc(5 * sizeof(int))
+                    : NULL;
   if (!inputs) {
     free(wbuf), free(bbuf), free(scales);
     return kn_node_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, n,
                         "out of memory packing weights");
   }
-  void *packed = g->tensors[pt].data;
+  uint8_t *packed = g->tensors[pt].data;
   switch (s->kind) {
   case KN_PACKED_F32_GEMM:
-    kn_f32_gemm_pack(s->n, s->k, wbuf, bbuf, packed);
+    for (size_t blk = 0; blk < blocks; blk++)
+      kn_f32_gemm_pack(gn, s->k, (const float *)wbuf + blk * gn * s->k, bbuf,
+                       packed + blk * block_bytes);
     break;
   case KN_PACKED_QS8_GEMM:
-    kn_qs8_gemm_pack(s->n, s->k, wbuf, bbuf, a_zero, packed);
+    for (size_t blk = 0; blk < blocks; blk++)
+      kn_qs8_gemm_pack(gn, s->k, (const int8_t *)wbuf + blk * gn * s->k, bbuf,
+                       a_zero, packed + blk * block_bytes);
     break;
   case KN_PACKED_F32_DWCONV:
     kn_f32_dwconv_pack(s->n, s->kh, s->kw, wbuf, bbuf, packed);
@@ -275,7 +406,8 @@ static kestrel_status pack_node(kn_graph *g, int ni, const pack_src *s,
   inputs[1] = pt;
   inputs[2] = q ? st : -1;
   inputs[3] = s->res;
-  int count = s->res >= 0 ? 4 : (q ? 3 : 2);
+  inputs[4] = lt;
+  int count = lt >= 0 ? 5 : s->res >= 0 ? 4 : (q ? 3 : 2);
   n = &g->nodes[ni];
   free(n->inputs);
   n->inputs = inputs;
@@ -292,6 +424,10 @@ static kestrel_status pack_node(kn_graph *g, int ni, const pack_src *s,
   }
   if (s->kind == KN_PACKED_QS8_GEMM)
     kn_node_set_int(n, "packed_a_zero_point", a_zero);
+  if (lt >= 0) {
+    kn_node_set_float(n, "act_in_scale", act_scale);
+    kn_node_set_int(n, "act_in_zero_point", act_zero);
+  }
   if (!kn_node_attr(n, "packed") || !kn_node_attr(n, "packed_channels"))
     return kn_node_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, n,
                         "out of memory packing weights");

@@ -154,7 +154,7 @@ kestrel_status kn_plan_memory(kn_graph *g, kn_memory_plan *plan,
   int *parent = malloc(sizeof(int) * ((size_t)nt + 1));
   int *gindex = malloc(sizeof(int) * ((size_t)nt + 1));
   group *gr = calloc((size_t)nt + 1, sizeof(group));
-  int *order = malloc(sizeof(int) * ((size_t)nt + 1));
+  int *order = calloc((size_t)nt + 1, sizeof(int));
   int *scratch = malloc(sizeof(int) * ((size_t)nt + 1));
   size_t *off_a = malloc(sizeof(size_t) * ((size_t)nt + 1));
   size_t *off_b = malloc(sizeof(size_t) * ((size_t)nt + 1));

@@ -23,6 +23,7 @@ typedef struct layer_stat {
   int int8;        /* its output is int8 */
   double sig, noise, dot, nref, ntest; /* chain error vs FP32 */
   double lsig, lnoise;                 /* local: from exact int8 inputs */
+  double rnoise; /* rounding alone: FP32 output quantized with its params */
   int has_local;
 } layer_stat;
 
@@ -420,6 +421,16 @@ static kestrel_status layer_stats(kestrel_calibrator *c, const kn_graph *q,
         L->nref += r * r;
         L->ntest += v * v;
       }
+      if (qt->dtype == KESTREL_DTYPE_I8 && qt->q_count) {
+        float sc = qt->q_scale[0];
+        int32_t z = qt->q_zero_point[0];
+        for (int64_t e = 0; e < cnt; e++) {
+          long v = lrintf(ref[e] / sc) + z;
+          v = v < -128 ? -128 : v > 127 ? 127 : v;
+          double d = ref[e] - (double)(v - z) * sc;
+          L->rnoise += d * d;
+        }
+      }
       if (!L->int8 || nd->num_inputs > KN_MAX_DIMS * 2)
         continue;
       /* Local: rerun the node on quantized FP32 inputs. */
@@ -565,6 +576,23 @@ static kestrel_status search_target_snr(kestrel_calibrator *c, kn_graph **q,
   if (c->opt.verbose)
     fprintf(stderr, "quantize: all-int8 output SNR %.2f dB (target %.2f)\n",
             snr, c->opt.target_snr_db);
+  if (getenv("KQ_SENS")) { /* debug: one int8 node at a time */
+    for (int i = 0; i < c->g->num_nodes; i++) {
+      if (c->g->nodes[i].dead || !kq_node_quantizable(c->g, &c->g->nodes[i]))
+        continue;
+      memset(c->keep_nodes, 1, (size_t)c->g->num_nodes);
+      c->keep_nodes[i] = 0;
+      kn_graph *cand;
+      if (kq_build_static(c->g, c->ranges, c->keep_nodes, 0, &cand, err))
+        break;
+      double s1;
+      eval_outputs(c, cand, 4, &s1, err);
+      fprintf(stderr, "SENS %s %s %.2f\n", c->g->nodes[i].name,
+              c->g->nodes[i].op_name, s1);
+      kn_graph_free(cand);
+    }
+    memset(c->keep_nodes, 0, (size_t)c->g->num_nodes);
+  }
   if (snr >= c->opt.target_snr_db)
     return KESTREL_OK;
   layer_stat *ls;
@@ -788,12 +816,12 @@ kestrel_status kestrel_quantize_report_write(kestrel_calibrator *c,
           "Kestrel INT8 quantization report\n"
           "method: %s%s, calibration inputs: %zu (compared on %zu)\n"
           "nodes: %d int8, %d float (Q/DQ not counted)\n\n"
-          "%-4s %-40s %-18s %-5s %9s %9s %9s\n",
+          "%-4s %-40s %-18s %-5s %9s %9s %9s %9s\n",
           c->opt.dynamic ? "dynamic" : kestrel_calib_method_name(c->opt.method),
           c->opt.method == KESTREL_CALIB_PERCENTILE && !c->opt.dynamic ? ""
                                                                        : "",
           c->count, c->kept, n_int8, n_float, "#", "node", "op", "type",
-          "SNR(dB)", "cosine", "local");
+          "SNR(dB)", "cosine", "local", "rounding");
   fprintf(fj, "{\"method\":");
   json_str(fj, c->opt.dynamic ? "dynamic"
                               : kestrel_calib_method_name(c->opt.method));
@@ -832,9 +860,13 @@ kestrel_status kestrel_quantize_report_write(kestrel_calibrator *c,
     fprintf(ft, "%-4d %-40.40s %-18.18s %-5s %9.2f %9.6f ", i, label,
             n->op_name, L->int8 ? "int8" : "float", snr, cosv);
     if (L->has_local)
-      fprintf(ft, "%9.2f\n", lsnr);
+      fprintf(ft, "%9.2f", lsnr);
     else
-      fprintf(ft, "%9s\n", "-");
+      fprintf(ft, "%9s", "-");
+    if (L->int8)
+      fprintf(ft, " %9.2f\n", snr_of(L->sig, L->rnoise));
+    else
+      fprintf(ft, " %9s\n", "-");
     fprintf(fj, "%s\n{\"index\":%d,\"node\":", first ? "" : ",", i);
     json_str(fj, n->name);
     fprintf(fj, ",\"tensor\":");
@@ -845,6 +877,8 @@ kestrel_status kestrel_quantize_report_write(kestrel_calibrator *c,
             L->int8 ? "true" : "false", snr, cosv);
     if (L->has_local)
       fprintf(fj, ",\"local_snr_db\":%.4f", lsnr);
+    if (L->int8)
+      fprintf(fj, ",\"rounding_snr_db\":%.4f", snr_of(L->sig, L->rnoise));
     fprintf(fj, "}");
     first = 0;
     double clamped = snr < 0 ? 0 : snr > 60 ? 60 : snr;

@@ -200,6 +200,22 @@ typedef struct tensor {
   int qdim;
 } tensor;
 
+/* Sparsity of a constant (TFLite's TACO-style format), index vectors as
+ * uint8. Levels follow the traversal order. */
+#define MAX_LEVELS 4
+typedef struct sparse_desc {
+  int num_levels;
+  int32_t order[MAX_LEVELS];
+  int num_blocks;
+  int32_t block_map[2];
+  bool csr[MAX_LEVELS];
+  int32_t dense_size[MAX_LEVELS];
+  uint8_t segments[MAX_LEVELS][64];
+  int num_segments[MAX_LEVELS];
+  uint8_t indices[MAX_LEVELS][64];
+  int num_indices[MAX_LEVELS];
+} sparse_desc;
+
 typedef struct buffer_data {
   const void *data;
   uint32_t size;
@@ -227,7 +243,51 @@ typedef struct model {
   int32_t inputs[4], outputs[4];
   int ninputs, noutputs;
   const char *const *custom_codes; /* per opcode, NULL for builtins */
+  const sparse_desc *const *sparse; /* per tensor, NULL when dense */
 } model;
+
+static size_t write_uint8_index_vector(const uint8_t *v, int n) {
+  table iv = {0};
+  int f = offset(&iv, TFL_INDEX_VECTOR_VALUES);
+  size_t pos = write_table(&iv);
+  link(iv.pos[f], write_vector(v, (uint32_t)n, 1, 4));
+  return pos;
+}
+
+static size_t write_sparsity(const sparse_desc *sd) {
+  table sp = {0};
+  int f_order = offset(&sp, TFL_SPARSITY_TRAVERSAL_ORDER);
+  int f_map = sd->num_blocks ? offset(&sp, TFL_SPARSITY_BLOCK_MAP) : -1;
+  int f_meta = offset(&sp, TFL_SPARSITY_DIM_METADATA);
+  size_t pos = write_table(&sp);
+  link(sp.pos[f_order], write_i32s(sd->order, (uint32_t)sd->num_levels));
+  if (f_map >= 0)
+    link(sp.pos[f_map], write_i32s(sd->block_map, (uint32_t)sd->num_blocks));
+  size_t metas = write_offsets((uint32_t)sd->num_levels);
+  link(sp.pos[f_meta], metas);
+  for (int l = 0; l < sd->num_levels; l++) {
+    table md = {0};
+    scalar(&md, TFL_DIMMETA_FORMAT, 1,
+           sd->csr[l] ? TFL_DIM_SPARSE_CSR : TFL_DIM_DENSE);
+    int f_seg = -1, f_idx = -1;
+    if (sd->csr[l]) {
+      scalar(&md, TFL_DIMMETA_ARRAY_SEGMENTS_TYPE, 1, TFL_SPARSE_INDEX_UINT8);
+      f_seg = offset(&md, TFL_DIMMETA_ARRAY_SEGMENTS);
+      scalar(&md, TFL_DIMMETA_ARRAY_INDICES_TYPE, 1, TFL_SPARSE_INDEX_UINT8);
+      f_idx = offset(&md, TFL_DIMMETA_ARRAY_INDICES);
+    } else {
+      scalar(&md, TFL_DIMMETA_DENSE_SIZE, 4, (uint64_t)sd->dense_size[l]);
+    }
+    link(metas + 4 + 4 * (size_t)l, write_table(&md));
+    if (sd->csr[l]) {
+      link(md.pos[f_seg],
+           write_uint8_index_vector(sd->segments[l], sd->num_segments[l]));
+      link(md.pos[f_idx],
+           write_uint8_index_vector(sd->indices[l], sd->num_indices[l]));
+    }
+  }
+  return pos;
+}
 
 /* Lays the whole model out into buf. */
 static void write_model(const model *m) {
@@ -282,7 +342,11 @@ static void write_model(const model *m) {
     scalar(&tt, TFL_TENSOR_BUFFER, 4, (uint64_t)m->t[i].buffer);
     int f_name = offset(&tt, TFL_TENSOR_NAME);
     int f_quant = m->t[i].nq ? offset(&tt, TFL_TENSOR_QUANTIZATION) : -1;
+    const sparse_desc *sd = m->sparse ? m->sparse[i] : NULL;
+    int f_sparse = sd ? offset(&tt, TFL_TENSOR_SPARSITY) : -1;
     link(tensors + 4 + 4 * (size_t)i, write_table(&tt));
+    if (sd)
+      link(tt.pos[f_sparse], write_sparsity(sd));
     link(tt.pos[f_shape], write_i32s(m->t[i].dims, (uint32_t)m->t[i].ndim));
     link(tt.pos[f_name], write_string(m->t[i].name));
     if (f_quant >= 0) {
@@ -476,7 +540,7 @@ static void build_int8(bool unsupported) {
   if (unsupported)
     opcodes[3][0] = 99; /* SQUARED_DIFFERENCE */
   model m = {"kestrel int8 test model", t, NUM_T, buffers, NUM_B, ops, NUM_OPS,
-             opcodes, {0}, {16}, 1, 1, NULL};
+             opcodes, {0}, {16}, 1, 1, NULL, NULL};
   write_model(&m);
 }
 
@@ -597,7 +661,209 @@ static void build_float_ops(void) {
   scalar(&ops[14].options, TFL_CONCAT_FUSED_ACTIVATION, 1, TFL_ACT_NONE);
   model m = {"kestrel float ops test model", t, (int)(sizeof(t) / sizeof(t[0])),
              buffers, (int)(sizeof(buffers) / sizeof(buffers[0])), ops, NOPS,
-             opcodes, {0}, {24, 25, 26}, 1, 3, NULL};
+             opcodes, {0}, {24, 25, 26}, 1, 3, NULL, NULL};
+  write_model(&m);
+}
+
+/* More float ops: the other resize coordinate modes, VALID conv with
+ * RELU_N1_TO_1, SAME max pooling, SUB with a fused RELU, LEAKY_RELU, TANH,
+ * PADV2 with a pad value, and FULLY_CONNECTED flattening a 4-D input. */
+static void build_float_ops2(void) {
+  static float conv_w[4 * 3 * 3 * 3], conv_b[4], sub_c[4], fc_w[2 * 4], fc_b[2];
+  static const float pad_value = -0.5f;
+  static const int32_t align_size[2] = {7, 5}, asym_size[2] = {9, 9},
+                       nearest_size[2] = {5, 7}, half_size[2] = {8, 8},
+                       paddings[8] = {0, 0, 1, 1, 2, 0, 0, 0};
+  fill(conv_w, 108, -0.6f, 0.6f);
+  fill(conv_b, 4, -0.3f, 0.3f);
+  fill(sub_c, 4, -0.5f, 0.5f);
+  fill(fc_w, 8, -1.0f, 1.0f);
+  fill(fc_b, 2, -0.5f, 0.5f);
+  const buffer_data buffers[] = {
+      {NULL, 0},
+      {conv_w, sizeof(conv_w)},
+      {conv_b, sizeof(conv_b)},
+      {align_size, sizeof(align_size)},
+      {asym_size, sizeof(asym_size)},
+      {nearest_size, sizeof(nearest_size)},
+      {half_size, sizeof(half_size)},
+      {sub_c, sizeof(sub_c)},
+      {paddings, sizeof(paddings)},
+      {&pad_value, sizeof(pad_value)},
+      {fc_w, sizeof(fc_w)},
+      {fc_b, sizeof(fc_b)},
+  };
+  enum { F = TFL_TYPE_FLOAT32, I = TFL_TYPE_INT32 };
+  const tensor t[] = {
+      {"input", F, 4, {1, 8, 8, 3}, 0, 0, {0}, {0}, 0},
+      {"conv/weights", F, 4, {4, 3, 3, 3}, 1, 0, {0}, {0}, 0},
+      {"conv/bias", F, 1, {4}, 2, 0, {0}, {0}, 0},
+      {"conv", F, 4, {1, 6, 6, 4}, 0, 0, {0}, {0}, 0},
+      {"maxpool", F, 4, {1, 3, 3, 4}, 0, 0, {0}, {0}, 0},
+      {"align/size", I, 1, {2}, 3, 0, {0}, {0}, 0},
+      {"bilinear_align", F, 4, {1, 7, 5, 4}, 0, 0, {0}, {0}, 0},
+      {"asym/size", I, 1, {2}, 4, 0, {0}, {0}, 0},
+      {"bilinear_asym", F, 4, {1, 9, 9, 4}, 0, 0, {0}, {0}, 0},
+      {"nearest/size", I, 1, {2}, 5, 0, {0}, {0}, 0},
+      {"nearest_asym", F, 4, {1, 5, 7, 4}, 0, 0, {0}, {0}, 0},
+      {"half/size", I, 1, {2}, 6, 0, {0}, {0}, 0},
+      {"nearest_half", F, 4, {1, 8, 8, 4}, 0, 0, {0}, {0}, 0},
+      {"sub/const", F, 1, {4}, 7, 0, {0}, {0}, 0},
+      {"sub", F, 4, {1, 7, 5, 4}, 0, 0, {0}, {0}, 0},
+      {"leaky", F, 4, {1, 9, 9, 4}, 0, 0, {0}, {0}, 0},
+      {"tanh", F, 4, {1, 5, 7, 4}, 0, 0, {0}, {0}, 0},
+      {"pad/paddings", I, 2, {4, 2}, 8, 0, {0}, {0}, 0},
+      {"pad/value", F, 0, {0}, 9, 0, {0}, {0}, 0},
+      {"padv2", F, 4, {1, 10, 10, 4}, 0, 0, {0}, {0}, 0},
+      {"fc/weights", F, 2, {2, 4}, 10, 0, {0}, {0}, 0},
+      {"fc/bias", F, 1, {2}, 11, 0, {0}, {0}, 0},
+      {"fc", F, 2, {100, 2}, 0, 0, {0}, {0}, 0},
+  };
+  static const int32_t opcodes[][2] = {
+      {TFL_BUILTIN_CONV_2D, 1},         {TFL_BUILTIN_MAX_POOL_2D, 1},
+      {TFL_BUILTIN_RESIZE_BILINEAR, 1}, {TFL_BUILTIN_RESIZE_BILINEAR, 1},
+      {TFL_BUILTIN_RESIZE_NEAREST_NEIGHBOR, 1},
+      {TFL_BUILTIN_RESIZE_NEAREST_NEIGHBOR, 3},
+      {TFL_BUILTIN_SUB, 1},             {TFL_BUILTIN_LEAKY_RELU, 1},
+      {TFL_BUILTIN_TANH, 1},            {TFL_BUILTIN_PADV2, 1},
+      {TFL_BUILTIN_FULLY_CONNECTED, 1},
+  };
+  enum { NOPS = 11 };
+  static op ops[NOPS];
+  memset(ops, 0, sizeof(ops));
+  ops[0] = (op){0, 3, 1, {0, 1, 2}, {3}, TFL_OPTIONS_CONV2D, {0}, NULL, 0};
+  scalar(&ops[0].options, TFL_CONV2D_PADDING, 1, TFL_PADDING_VALID);
+  scalar(&ops[0].options, TFL_CONV2D_STRIDE_W, 4, 1);
+  scalar(&ops[0].options, TFL_CONV2D_STRIDE_H, 4, 1);
+  scalar(&ops[0].options, TFL_CONV2D_FUSED_ACTIVATION, 1, TFL_ACT_RELU_N1_TO_1);
+  ops[1] = (op){1, 1, 1, {3}, {4}, TFL_OPTIONS_POOL2D, {0}, NULL, 0};
+  scalar(&ops[1].options, TFL_POOL_PADDING, 1, TFL_PADDING_SAME);
+  scalar(&ops[1].options, TFL_POOL_STRIDE_W, 4, 2);
+  scalar(&ops[1].options, TFL_POOL_STRIDE_H, 4, 2);
+  scalar(&ops[1].options, TFL_POOL_FILTER_W, 4, 3);
+  scalar(&ops[1].options, TFL_POOL_FILTER_H, 4, 3);
+  ops[2] = (op){2, 2, 1, {4, 5}, {6}, TFL_OPTIONS_RESIZE_BILINEAR, {0}, NULL, 0};
+  scalar(&ops[2].options, TFL_RESIZE_BILINEAR_ALIGN_CORNERS, 1, 1);
+  ops[3] = (op){3, 2, 1, {4, 7}, {8}, TFL_OPTIONS_RESIZE_BILINEAR, {0}, NULL, 0};
+  ops[4] = (op){4, 2, 1, {4, 9}, {10}, TFL_OPTIONS_RESIZE_NEAREST_NEIGHBOR, {0},
+                NULL, 0};
+  ops[5] = (op){5, 2, 1, {4, 11}, {12}, TFL_OPTIONS_RESIZE_NEAREST_NEIGHBOR,
+                {0}, NULL, 0};
+  scalar(&ops[5].options, TFL_RESIZE_NEAREST_HALF_PIXEL_CENTERS, 1, 1);
+  ops[6] = (op){6, 2, 1, {6, 13}, {14}, TFL_OPTIONS_SUB, {0}, NULL, 0};
+  scalar(&ops[6].options, TFL_ARITH_FUSED_ACTIVATION, 1, TFL_ACT_RELU);
+  ops[7] = (op){7, 1, 1, {8}, {15}, TFL_OPTIONS_LEAKY_RELU, {0}, NULL, 0};
+  f32field(&ops[7].options, TFL_LEAKY_RELU_ALPHA, 0.2f);
+  ops[8] = (op){8, 1, 1, {10}, {16}, TFL_OPTIONS_NONE, {0}, NULL, 0};
+  ops[9] = (op){9, 3, 1, {12, 17, 18}, {19}, TFL_OPTIONS_NONE, {0}, NULL, 0};
+  ops[10] = (op){10, 3, 1, {19, 20, 21}, {22}, TFL_OPTIONS_FULLY_CONNECTED, {0},
+                 NULL, 0};
+  model m = {"kestrel float ops test model 2", t, (int)(sizeof(t) / sizeof(t[0])),
+             buffers, (int)(sizeof(buffers) / sizeof(buffers[0])), ops, NOPS,
+             opcodes, {0}, {14, 15, 16, 22}, 1, 4, NULL, NULL};
+  write_model(&m);
+}
+
+/* Encodes dense[rows][cols] (row-major) as CSR over columns in blocks of
+ * `block` columns: a block is stored when any of its values is non-zero. */
+static int encode_csr(sparse_desc *sd, int level, const float *dense, int rows,
+                      int cols, int block, float *values) {
+  int nvals = 0, nblocks = 0;
+  sd->segments[level][0] = 0;
+  for (int r = 0; r < rows; r++) {
+    for (int b = 0; b < cols / block; b++) {
+      bool any = false;
+      for (int k = 0; k < block; k++)
+        any |= dense[r * cols + b * block + k] != 0.0f;
+      if (!any)
+        continue;
+      sd->indices[level][nblocks++] = (uint8_t)b;
+      for (int k = 0; k < block; k++)
+        values[nvals++] = dense[r * cols + b * block + k];
+    }
+    sd->segments[level][r + 1] = (uint8_t)nblocks;
+  }
+  sd->num_segments[level] = rows + 1;
+  sd->num_indices[level] = nblocks;
+  return nvals;
+}
+
+/* Sparse weights densified by DENSIFY, as TFLite's sparse models do: a 1x1
+ * conv with CSR rows (like BlazeFace's sparse variant) and a fully
+ * connected layer with 1x2 block sparsity (block_map). */
+static void build_sparse(void) {
+  static float w1[8 * 3], b1[8], b2[4], conv_sparse[4 * 8], conv_values[32],
+      fc_dense[6 * 4], fc_values[24];
+  fill(w1, 24, -0.6f, 0.6f);
+  fill(b1, 8, -0.2f, 0.2f);
+  fill(b2, 4, -0.2f, 0.2f);
+  fill(conv_sparse, 32, -0.6f, 0.6f);
+  fill(fc_dense, 24, -0.6f, 0.6f);
+  for (int i = 0; i < 32; i++)
+    if (uniform(0, 1) < 0.5f)
+      conv_sparse[i] = 0.0f;
+  for (int i = 0; i < 24; i += 2)
+    if (uniform(0, 1) < 0.4f)
+      fc_dense[i] = fc_dense[i + 1] = 0.0f;
+  static sparse_desc conv_sd = {4, {0, 1, 2, 3}, 0, {0},
+                                {false, false, false, true}, {4, 1, 1, 0},
+                                {{0}}, {0}, {{0}}, {0}};
+  static sparse_desc fc_sd = {3, {0, 1, 2}, 1, {1}, {false, true, false},
+                              {6, 0, 2, 0}, {{0}}, {0}, {{0}}, {0}};
+  int conv_n = encode_csr(&conv_sd, 3, conv_sparse, 4, 8, 1, conv_values);
+  int fc_n = encode_csr(&fc_sd, 1, fc_dense, 6, 4, 2, fc_values);
+  static const int32_t mean_axes[2] = {1, 2};
+  const buffer_data buffers[] = {
+      {NULL, 0},
+      {w1, sizeof(w1)},
+      {conv_values, (uint32_t)conv_n * 4},
+      {mean_axes, sizeof(mean_axes)},
+      {fc_values, (uint32_t)fc_n * 4},
+      {b1, sizeof(b1)},
+      {b2, sizeof(b2)},
+  };
+  enum { F = TFL_TYPE_FLOAT32, I = TFL_TYPE_INT32 };
+  const tensor t[] = {
+      {"input", F, 4, {1, 4, 4, 3}, 0, 0, {0}, {0}, 0},
+      {"conv1/weights", F, 4, {8, 1, 1, 3}, 1, 0, {0}, {0}, 0},
+      {"conv1", F, 4, {1, 4, 4, 8}, 0, 0, {0}, {0}, 0},
+      {"conv2/weights_sparse", F, 4, {4, 1, 1, 8}, 2, 0, {0}, {0}, 0},
+      {"conv2/weights", F, 4, {4, 1, 1, 8}, 0, 0, {0}, {0}, 0},
+      {"conv2", F, 4, {1, 4, 4, 4}, 0, 0, {0}, {0}, 0},
+      {"mean/axes", I, 1, {2}, 3, 0, {0}, {0}, 0},
+      {"mean", F, 2, {1, 4}, 0, 0, {0}, {0}, 0},
+      {"fc/weights_sparse", F, 2, {6, 4}, 4, 0, {0}, {0}, 0},
+      {"fc/weights", F, 2, {6, 4}, 0, 0, {0}, {0}, 0},
+      {"fc", F, 2, {1, 6}, 0, 0, {0}, {0}, 0},
+      {"conv1/bias", F, 1, {8}, 5, 0, {0}, {0}, 0},
+      {"conv2/bias", F, 1, {4}, 6, 0, {0}, {0}, 0},
+  };
+  const sparse_desc *sparse[13] = {NULL};
+  sparse[3] = &conv_sd;
+  sparse[8] = &fc_sd;
+  static const int32_t opcodes[][2] = {
+      {TFL_BUILTIN_CONV_2D, 1}, {TFL_BUILTIN_DENSIFY, 1},
+      {TFL_BUILTIN_CONV_2D, 1}, {TFL_BUILTIN_MEAN, 1},
+      {TFL_BUILTIN_DENSIFY, 1}, {TFL_BUILTIN_FULLY_CONNECTED, 1},
+  };
+  enum { NOPS = 6 };
+  static op ops[NOPS];
+  memset(ops, 0, sizeof(ops));
+  ops[0] = (op){0, 3, 1, {0, 1, 11}, {2}, TFL_OPTIONS_CONV2D, {0}, NULL, 0};
+  ops[1] = (op){1, 1, 1, {3}, {4}, TFL_OPTIONS_NONE, {0}, NULL, 0};
+  ops[2] = (op){2, 3, 1, {2, 4, 12}, {5}, TFL_OPTIONS_CONV2D, {0}, NULL, 0};
+  for (int i = 0; i <= 2; i += 2) {
+    scalar(&ops[i].options, TFL_CONV2D_PADDING, 1, TFL_PADDING_VALID);
+    scalar(&ops[i].options, TFL_CONV2D_STRIDE_W, 4, 1);
+    scalar(&ops[i].options, TFL_CONV2D_STRIDE_H, 4, 1);
+    scalar(&ops[i].options, TFL_CONV2D_FUSED_ACTIVATION, 1, TFL_ACT_RELU);
+  }
+  ops[3] = (op){3, 2, 1, {5, 6}, {7}, TFL_OPTIONS_REDUCER, {0}, NULL, 0};
+  ops[4] = (op){4, 1, 1, {8}, {9}, TFL_OPTIONS_NONE, {0}, NULL, 0};
+  ops[5] = (op){5, 2, 1, {7, 9}, {10}, TFL_OPTIONS_FULLY_CONNECTED, {0}, NULL, 0};
+  model m = {"kestrel sparse test model", t, (int)(sizeof(t) / sizeof(t[0])),
+             buffers, (int)(sizeof(buffers) / sizeof(buffers[0])), ops, NOPS,
+             opcodes, {0}, {5, 10}, 1, 2, NULL, sparse};
   write_model(&m);
 }
 
@@ -663,7 +929,7 @@ static void build_tconv(bool custom) {
              t, (int)(sizeof(t) / sizeof(t[0])), buffers,
              (int)(sizeof(buffers) / sizeof(buffers[0])), ops, 2,
              custom ? custom_codes : builtin_codes, {0}, {5, 6}, 1, 2,
-             custom ? custom_names : NULL};
+             custom ? custom_names : NULL, NULL};
   write_model(&m);
 }
 
@@ -674,13 +940,18 @@ int main(int argc, char **argv) {
     build_int8(true);
   } else if (argc == 3 && strcmp(argv[2], "float-ops") == 0) {
     build_float_ops();
+  } else if (argc == 3 && strcmp(argv[2], "sparse") == 0) {
+    build_sparse();
+  } else if (argc == 3 && strcmp(argv[2], "float-ops2") == 0) {
+    build_float_ops2();
   } else if (argc == 3 && strcmp(argv[2], "tconv-builtin") == 0) {
     build_tconv(false);
   } else if (argc == 3 && strcmp(argv[2], "tconv-custom") == 0) {
     build_tconv(true);
   } else {
     fprintf(stderr, "usage: %s OUT.tflite "
-            "[float-ops|tconv-builtin|tconv-custom|unsupported-op]\n",
+            "[float-ops|float-ops2|sparse|tconv-builtin|tconv-custom|"
+            "unsupported-op]\n",
             argv[0]);
     return 2;
   }
