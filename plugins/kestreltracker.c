@@ -223,7 +223,7 @@ track_correct (Track * t, const kestrel_track_box * b)
   filter_correct (&t->f[3], b->h, scale);
 }
 
-/* --- Hungarian algorithm --------------------------------------------------- */
+/* --- Hungarian algorithm ------------------------------------------------ */
 
 /* Shortest augmenting paths with potentials (Kuhn-Munkres, O(n^2 m)) for
  * n <= m: every row is assigned to a distinct column. cost is n x m. */
@@ -353,7 +353,7 @@ kestrel_track_assign (const float *cost, int n_rows, int n_cols,
   return matched;
 }
 
-/* --- update ---------------------------------------------------------------- */
+/* --- update ------------------------------------------------------------- */
 
 static int
 box_valid (const kestrel_track_box * b)

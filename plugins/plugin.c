@@ -7,6 +7,9 @@
 
 #include "gstkestrelclassify.h"
 #include "gstkestreldetect.h"
+#include "gstkestrelmetapublish.h"
+#include "gstkestreloverlay.h"
+#include "gstkestreltrack.h"
 
 #ifndef PACKAGE
 #define PACKAGE "kestrel"
@@ -22,6 +25,9 @@ plugin_init (GstPlugin * plugin)
 
   ret |= GST_ELEMENT_REGISTER (kestreldetect, plugin);
   ret |= GST_ELEMENT_REGISTER (kestrelclassify, plugin);
+  ret |= GST_ELEMENT_REGISTER (kestreltrack, plugin);
+  ret |= GST_ELEMENT_REGISTER (kestreloverlay, plugin);
+  ret |= GST_ELEMENT_REGISTER (kestrelmetapublish, plugin);
   return ret;
 }
 

@@ -53,7 +53,9 @@ fi
 
 missing=""
 for p in $PACKAGES; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+    # `dpkg -s` alone also succeeds for removed packages whose config files remain.
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
+        || missing="$missing $p"
 done
 APT_UPDATED=no
 apt_update() {
@@ -66,8 +68,8 @@ if [ -n "$missing" ]; then
     log "installing Debian packages:$missing"
     apt_update
     # shellcheck disable=SC2086
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=600 $PACKAGES \
-        || die "apt-get install failed"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        -o DPkg::Lock::Timeout=600 $PACKAGES || die "apt-get install failed"
     done_step "apt-get install:$missing"
 else
     skipped "Debian packages (all installed)"
@@ -207,6 +209,12 @@ fi
 
 # --- 7. the face test clip of the plugin's offline tests (built once) ---------------------------
 KESTREL_CACHE="$CACHE" sh "$SOURCE_DIR/scripts/make-test-clip.sh" || die "cannot build the test clip"
+
+# --- 8. default INT8 models in $CACHE/compiled (kept once made) ----------------------------------
+if [ "$BUILD" = yes ]; then
+    KESTREL_CACHE="$CACHE" sh "$SOURCE_DIR/scripts/quantize-defaults.sh" "$SOURCE_DIR/build" ||
+        die "cannot quantize the default models"
+fi
 
 log "cache: $CACHE"
 if [ -n "$DONE" ]; then printf 'setup: done this run:\n%s' "$DONE"; fi

@@ -83,5 +83,7 @@ int cmd_run(int argc, char **argv);
 int cmd_detect(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+int cmd_export_onnx(int argc, char **argv);
 
 #endif

@@ -86,6 +86,7 @@ int cmd_compile(int argc, char **argv) {
   kestrel_error err;
   kestrel_model *m;
   double t0 = now_ms();
+  lo.verbose = co.verbose; /* load-time folding is the first pass */
   if (cli_load_model(path, &lo, &m, &err) != KESTREL_OK)
     return cli_error("%s", err.message);
   kestrel_model_stats before;

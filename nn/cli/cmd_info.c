@@ -85,9 +85,10 @@ int cmd_info(int argc, char **argv) {
   size_t nops = kestrel_model_op_histogram(m, names, counts, 512);
   if (nops > 512)
     nops = 512;
-  const char *fmt =
-      kestrel_model_source_format(m) == KESTREL_FORMAT_TFLITE ? "tflite"
-                                                              : "onnx";
+  kestrel_model_format mf = kestrel_model_source_format(m);
+  const char *fmt = mf == KESTREL_FORMAT_TFLITE    ? "tflite"
+                    : mf == KESTREL_FORMAT_KESTREL ? "kestrel"
+                                                   : "onnx";
   if (json) {
     printf("{\"model\":");
     json_string(stdout, path);

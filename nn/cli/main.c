@@ -15,6 +15,8 @@ static void usage(FILE *f) {
         "  detect MODEL IMAGE...  run the model's decoder on images\n"
         "  bench MODEL    measure latency and peak memory\n"
         "  compile MODEL -o OUT.kestrel  optimize and save a compiled model\n"
+        "  quantize MODEL --calib DIR -o OUT.kestrel  post-training INT8\n"
+        "  export-onnx IN.kestrel -o OUT.onnx  a model as ONNX (QDQ for INT8)\n"
         "\n"
         "'kestrel COMMAND --help' describes each command.\n"
         "Exit status: 0 success, 1 error, 2 bad usage.\n",
@@ -39,5 +41,9 @@ int main(int argc, char **argv) {
     return cmd_bench(argc - 1, argv + 1);
   if (!strcmp(cmd, "compile"))
     return cmd_compile(argc - 1, argv + 1);
+  if (!strcmp(cmd, "quantize"))
+    return cmd_quantize(argc - 1, argv + 1);
+  if (!strcmp(cmd, "export-onnx"))
+    return cmd_export_onnx(argc - 1, argv + 1);
   return cli_usage_error("", "unknown command '%s'", cmd);
 }

@@ -58,6 +58,37 @@ static kestrel_status apply_input_shape(kn_graph *g,
   return KESTREL_OK;
 }
 
+/* Min-heap of ints for the ready set of the topological sort. */
+static void heap_push(int *heap, int *size, int v) {
+  int i = (*size)++;
+  heap[i] = v;
+  while (i > 0 && heap[(i - 1) / 2] > heap[i]) {
+    int p = (i - 1) / 2, tmp = heap[p];
+    heap[p] = heap[i];
+    heap[i] = tmp;
+    i = p;
+  }
+}
+
+static int heap_pop(int *heap, int *size) {
+  int top = heap[0];
+  heap[0] = heap[--(*size)];
+  for (int i = 0;;) {
+    int l = 2 * i + 1, r = l + 1, m = i;
+    if (l < *size && heap[l] < heap[m])
+      m = l;
+    if (r < *size && heap[r] < heap[m])
+      m = r;
+    if (m == i)
+      break;
+    int tmp = heap[m];
+    heap[m] = heap[i];
+    heap[i] = tmp;
+    i = m;
+  }
+  return top;
+}
+
 /* Kahn's algorithm over tensor producers. Importers usually emit sorted
  * nodes, but the file is untrusted: cycles and double producers are errors. */
 static kestrel_status sort_nodes(kn_graph *g, kestrel_error *err) {
@@ -121,16 +152,19 @@ static kestrel_status sort_nodes(kn_graph *g, kestrel_error *err) {
       }
     }
   }
-  int head = 0, tail = 0, done = 0;
+  /* The ready set is kept as a min-heap of node indices, so a file that is
+   * already sorted keeps its order (what the exporter wrote is what runs,
+   * and logs stay comparable with the source model). */
+  int tail = 0, done = 0;
   for (int i = 0; i < nn; i++)
     if (pending[i] == 0)
-      queue[tail++] = i;
-  while (head < tail) {
-    int i = queue[head++];
+      heap_push(queue, &tail, i);
+  while (tail > 0) {
+    int i = heap_pop(queue, &tail);
     order[done++] = i;
     for (int e = start[i]; e < start[i + 1]; e++)
       if (--pending[edges[e]] == 0)
-        queue[tail++] = edges[e];
+        heap_push(queue, &tail, edges[e]);
   }
   kestrel_status st = KESTREL_OK;
   if (done != nn) {

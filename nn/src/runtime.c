@@ -167,8 +167,9 @@ kestrel_status kestrel_session_create(const kestrel_model *model,
     kestrel_session_free(s);
     return kn_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, "out of memory");
   }
-  memcpy(s->graph.tensors, mg->tensors,
-         sizeof(kn_tensor) * (size_t)mg->num_tensors);
+  if (mg->num_tensors > 0)
+    memcpy(s->graph.tensors, mg->tensors,
+           sizeof(kn_tensor) * (size_t)mg->num_tensors);
   kn_graph *g = &s->graph;
   kestrel_status st = plan_arena(g, &s->arena_bytes, err);
   if (st != KESTREL_OK) {

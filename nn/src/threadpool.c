@@ -6,6 +6,7 @@
 #include "threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,7 +24,7 @@
 
 /* How long an idle thread (worker waiting for work, caller waiting for the
  * workers) polls before it blocks. */
-#define SPIN_NS 200000
+#define SPIN_NS 50000
 
 struct kn_threadpool {
   int threads; /* including the caller */
@@ -93,6 +94,9 @@ static unsigned spin_for_generation(kn_threadpool *p, unsigned seen) {
         start = t;
       else if (t - start > SPIN_NS)
         return seen;
+      /* On a machine with more runnable threads than cores, let the
+       * thread we wait for have this core now and then. */
+      sched_yield();
     }
     cpu_relax();
   }
@@ -230,6 +234,7 @@ void kn_parallel_for(kn_threadpool *p, size_t count, size_t grain,
         pthread_mutex_unlock(&p->mutex);
         break;
       }
+      sched_yield();
     }
     cpu_relax();
   }

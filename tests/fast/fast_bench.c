@@ -1,14 +1,17 @@
-/* fast_bench: latency of one model on Kestrel's fast path, for
- * benchmarks/int8-vs-ort.sh (not a test). Loads the model, optionally
- * quantizes it (calibrating on preprocessed real photos given as .npy),
- * runs the graph passes and pack_weights, then times session runs.
+/* fast_bench: a development tool (not a test) for the fast path: loads a
+ * model, optionally quantizes it in memory (calibrating on preprocessed
+ * real photos given as .npy), runs the graph passes with pack_weights, and
+ * times session runs. benchmarks/int8-vs-ort.sh uses the real CLI
+ * (`kestrel compile/quantize/bench`); this tool compares modes in one go
+ * and, with FAST_BENCH_LIST=1 in the environment, lists every Conv/Gemm
+ * left unpacked and every other op with its output size and dtype.
  *
  *   fast_bench MODEL --shape 1,3,640,640 [--mode ref|fp32|int8]
  *              [--calib A.npy,B.npy,...] [--input X.npy] [--threads N]
  *              [--iters N] [--warmup N] [--export-onnx OUT.onnx]
  *
  * Prints one line: median_ms=... min_ms=... load_ms=... prepare_ms=...
- * weights_bytes=... arena_bytes=... scratch... peak_rss_kb=... packed=...
+ * weights_bytes=... arena_bytes=... peak_rss_kb=... packed=... nodes=...
  * mode=... threads=... isa=...
  */
 #include <math.h>

@@ -207,7 +207,11 @@ static void check_quant(int threads) {
   kn_dequantize_i8_f32_fast(&ex, q, back, count, scale, zero);
   kn_threadpool_destroy(pool);
   for (size_t i = 0; i < count; i++) {
-    int64_t r = kn_round_even(x[i] / scale) + zero;
+    /* kn_round_even gives INT64_MAX/MIN for infinities; bound it before
+     * adding the zero point (the sum would overflow otherwise). */
+    int64_t r = kn_round_even(x[i] / scale);
+    r = r > 1000000 ? 1000000 : (r < -1000000 ? -1000000 : r);
+    r += zero;
     int8_t want = (int8_t)kn_saturate(r, KESTREL_DTYPE_I8);
     float want_back = (float)((int64_t)q[i] - zero) * scale;
     if (q[i] != want || back[i] != want_back) {
@@ -223,7 +227,240 @@ static void check_quant(int threads) {
   free(x), free(back), free(q);
 }
 
+/* GlobalAveragePool NHWC (fast path) against the same data laid out NCHW
+ * (the reference loop), byte for byte: both sum each channel in pixel
+ * order. */
+static void check_global_pool(kestrel_dtype dt) {
+  int64_t h = irange(1, 20), w = irange(1, 20), c = irange(1, 300);
+  int64_t nhwc[4] = {2, h, w, c}, nchw[4] = {2, c, h, w};
+  kn_graph *g[2];
+  int ys[2];
+  float xs = frange(0.01f, 0.1f), ysc = frange(0.01f, 0.1f);
+  int32_t xz = irange(-20, 20), yz = irange(-20, 20);
+  uint64_t seed = rng;
+  for (int v = 0; v < 2; v++) {
+    rng = seed;
+    g[v] = kn_graph_new();
+    int x = kn_graph_add_tensor(g[v], "x");
+    kn_tensor_alloc_data(&g[v]->tensors[x], dt, 4, v ? nchw : nhwc);
+    int y = kn_graph_add_tensor(g[v], "y");
+    if (dt != KESTREL_DTYPE_F32) {
+      kn_tensor_set_quant(&g[v]->tensors[x], -1, 1, &xs, &xz);
+      kn_tensor_set_quant(&g[v]->tensors[y], -1, 1, &ysc, &yz);
+    }
+    /* Same values at the same (n, h, w, c). */
+    for (int64_t n = 0; n < 2; n++)
+      for (int64_t i = 0; i < h; i++)
+        for (int64_t j = 0; j < w; j++)
+          for (int64_t k = 0; k < c; k++) {
+            int64_t at = v ? ((n * c + k) * h + i) * w + j
+                           : ((n * h + i) * w + j) * c + k;
+            uint32_t r = (uint32_t)((n * 7919 + i * 104729 + j * 1299709 +
+                                     k * 15485863) % 1000003);
+            if (dt == KESTREL_DTYPE_F32)
+              ((float *)g[v]->tensors[x].data)[at] = (float)r / 1000003.0f - 0.4f;
+            else
+              ((int8_t *)g[v]->tensors[x].data)[at] = (int8_t)(r % 256);
+          }
+    int ni = kn_graph_add_node(g[v], KN_OP_GLOBAL_AVGPOOL, "gap",
+                               "GlobalAveragePool", &x, 1, &y, 1);
+    if (!v)
+      kn_node_set_int(&g[v]->nodes[ni], "layout", KN_LAYOUT_NHWC);
+    const kn_op_info *info = kn_op_get(KN_OP_GLOBAL_AVGPOOL);
+    kestrel_error err;
+    kn_node *nd = &g[v]->nodes[ni];
+    if (info->infer(g[v], nd, &err) != KESTREL_OK) {
+      fprintf(stderr, "FAIL gap infer: %s\n", err.message);
+      failures++;
+      return;
+    }
+    kn_tensor *yt = &g[v]->tensors[y];
+    yt->data = calloc(1, kn_tensor_bytes(yt) + 1);
+    yt->data_owned = true;
+    size_t sb = info->scratch ? info->scratch(g[v], nd) : 0;
+    void *scratch = sb ? malloc(sb) : NULL;
+    kn_exec ex = {g[v], scratch, sb, 1, NULL};
+    if (info->run(&ex, nd, &err) != KESTREL_OK) {
+      fprintf(stderr, "FAIL gap run: %s\n", err.message);
+      failures++;
+    }
+    free(scratch);
+    ys[v] = y;
+  }
+  if (memcmp(g[0]->tensors[ys[0]].data, g[1]->tensors[ys[1]].data,
+             kn_tensor_bytes(&g[0]->tensors[ys[0]]))) {
+    fprintf(stderr, "FAIL GlobalAveragePool %s NHWC [2,%lld,%lld,%lld] "
+            "differs from NCHW\n", kestrel_dtype_name(dt), (long long)h,
+            (long long)w, (long long)c);
+    failures++;
+  }
+  kn_graph_free(g[0]);
+  kn_graph_free(g[1]);
+}
+
+/* MaxPool NHWC (fast path) against the same data NCHW (reference loop). */
+static void check_maxpool(kestrel_dtype dt) {
+  int64_t h = irange(1, 17), w = irange(1, 17), c = irange(1, 40);
+  int64_t k = irange(1, 3), st = irange(1, 2), pad = irange(0, k - 1);
+  if (h + 2 * pad < k || w + 2 * pad < k)
+    return;
+  int64_t nhwc[4] = {1, h, w, c}, nchw[4] = {1, c, h, w};
+  kn_graph *g[2];
+  int ys[2];
+  float xs = frange(0.01f, 0.1f), ysc = frange(0.01f, 0.1f);
+  int32_t xz = irange(-20, 20), yz = irange(-20, 20);
+  for (int v = 0; v < 2; v++) {
+    g[v] = kn_graph_new();
+    int x = kn_graph_add_tensor(g[v], "x");
+    kn_tensor_alloc_data(&g[v]->tensors[x], dt, 4, v ? nchw : nhwc);
+    int y = kn_graph_add_tensor(g[v], "y");
+    if (dt != KESTREL_DTYPE_F32) {
+      kn_tensor_set_quant(&g[v]->tensors[x], -1, 1, &xs, &xz);
+      kn_tensor_set_quant(&g[v]->tensors[y], -1, 1, &ysc, &yz);
+    }
+    for (int64_t i = 0; i < h; i++)
+      for (int64_t j = 0; j < w; j++)
+        for (int64_t kk = 0; kk < c; kk++) {
+          int64_t at = v ? (kk * h + i) * w + j : (i * w + j) * c + kk;
+          uint32_t r = (uint32_t)((i * 104729 + j * 1299709 + kk * 15485863) %
+                                  1000003);
+          if (dt == KESTREL_DTYPE_F32)
+            ((float *)g[v]->tensors[x].data)[at] = (float)(r % 50) - 25.0f;
+          else
+            ((int8_t *)g[v]->tensors[x].data)[at] = (int8_t)(r % 256);
+        }
+    int ni = kn_graph_add_node(g[v], KN_OP_MAXPOOL, "mp", "MaxPool", &x, 1,
+                               &y, 1);
+    kn_node *nd = &g[v]->nodes[ni];
+    int64_t ks[2] = {k, k}, ss[2] = {st, st}, pd[4] = {pad, pad, pad, pad};
+    kn_node_set_ints(nd, "kernel_shape", ks, 2);
+    kn_node_set_ints(nd, "strides", ss, 2);
+    kn_node_set_ints(nd, "pads", pd, 4);
+    if (!v)
+      kn_node_set_int(nd, "layout", KN_LAYOUT_NHWC);
+    const kn_op_info *info = kn_op_get(KN_OP_MAXPOOL);
+    kestrel_error err;
+    if (info->infer(g[v], nd, &err) != KESTREL_OK) {
+      fprintf(stderr, "FAIL maxpool infer: %s\n", err.message);
+      failures++;
+      return;
+    }
+    kn_tensor *yt = &g[v]->tensors[y];
+    yt->data = calloc(1, kn_tensor_bytes(yt) + 1);
+    yt->data_owned = true;
+    size_t sb = info->scratch ? info->scratch(g[v], nd) : 0;
+    void *scratch = sb ? malloc(sb) : NULL;
+    kn_threadpool *pool = kn_threadpool_create(1 + v);
+    kn_exec ex = {g[v], scratch, sb, kn_threadpool_threads(pool), pool};
+    if (info->run(&ex, nd, &err) != KESTREL_OK) {
+      fprintf(stderr, "FAIL maxpool run: %s\n", err.message);
+      failures++;
+    }
+    kn_threadpool_destroy(pool);
+    free(scratch);
+    ys[v] = y;
+  }
+  const kn_tensor *a = &g[0]->tensors[ys[0]], *b = &g[1]->tensors[ys[1]];
+  int64_t oh = a->dims[1], ow = a->dims[2];
+  size_t es = kestrel_dtype_size(dt);
+  for (int64_t i = 0; i < oh; i++)
+    for (int64_t j = 0; j < ow; j++)
+      for (int64_t kk = 0; kk < c; kk++) {
+        const uint8_t *pa = (const uint8_t *)a->data + (size_t)((i * ow + j) * c + kk) * es;
+        const uint8_t *pb = (const uint8_t *)b->data + (size_t)((kk * oh + i) * ow + j) * es;
+        if (memcmp(pa, pb, es)) {
+          fprintf(stderr, "FAIL MaxPool %s NHWC [1,%lld,%lld,%lld] k%lld s%lld "
+                  "p%lld differs from NCHW at (%lld,%lld,%lld)\n",
+                  kestrel_dtype_name(dt), (long long)h, (long long)w,
+                  (long long)c, (long long)k, (long long)st, (long long)pad,
+                  (long long)i, (long long)j, (long long)kk);
+          failures++;
+          i = oh;
+          j = ow;
+          break;
+        }
+      }
+  kn_graph_free(g[0]);
+  kn_graph_free(g[1]);
+}
+
+/* float32 Add/Mul fast path against the reference's arithmetic (a op b,
+ * then kn_ew_act_apply1), bit for bit, infinities included. */
+static void check_f32(kn_op op, int b_kind, int act, int threads) {
+  int64_t h = irange(1, 9), w = irange(1, 13), c = irange(1, 70);
+  int64_t full[4] = {1, h, w, c}, chan[4] = {1, 1, 1, c}, one[1] = {1};
+  kn_graph *g = kn_graph_new();
+  int a = kn_graph_add_tensor(g, "a"), b = kn_graph_add_tensor(g, "b"),
+      y = kn_graph_add_tensor(g, "y");
+  kn_tensor_alloc_data(&g->tensors[a], KESTREL_DTYPE_F32, 4, full);
+  if (b_kind == 0)
+    kn_tensor_alloc_data(&g->tensors[b], KESTREL_DTYPE_F32, 4, full);
+  else if (b_kind == 1)
+    kn_tensor_alloc_data(&g->tensors[b], KESTREL_DTYPE_F32, 4, chan);
+  else
+    kn_tensor_alloc_data(&g->tensors[b], KESTREL_DTYPE_F32, 1, one);
+  kn_tensor_alloc_data(&g->tensors[y], KESTREL_DTYPE_F32, 4, full);
+  float *pa = g->tensors[a].data, *pb = g->tensors[b].data;
+  int64_t na = kn_tensor_numel(&g->tensors[a]), nb = kn_tensor_numel(&g->tensors[b]);
+  for (int64_t i = 0; i < na; i++)
+    pa[i] = frange(-3, 3);
+  for (int64_t i = 0; i < nb; i++)
+    pb[i] = frange(-3, 3);
+  pa[0] = INFINITY;
+  if (na > 2)
+    pa[2] = -INFINITY;
+  int ins[2] = {a, b};
+  int ni = kn_graph_add_node(g, op, "op", kn_op_name(op), ins, 2, &y, 1);
+  kn_node *n = &g->nodes[ni];
+  if (act != KN_ACT_NONE)
+    kn_node_set_int(n, "activation", act);
+  if (act == KN_ACT_CLIP) {
+    kn_node_set_float(n, "activation_min", -0.3f);
+    kn_node_set_float(n, "activation_max", 0.4f);
+  }
+  kn_ew_act ea;
+  kestrel_error err;
+  kn_ew_act_read(n, &ea, &err);
+  size_t count = (size_t)na;
+  float *want = malloc(count * sizeof(float));
+  for (size_t i = 0; i < count; i++) {
+    float vb = pb[b_kind == 0 ? i : b_kind == 1 ? i % (size_t)c : 0];
+    float v = op == KN_OP_MUL ? pa[i] * vb : pa[i] + vb;
+    want[i] = act != KN_ACT_NONE ? kn_ew_act_apply1(&ea, v) : v;
+  }
+  kn_threadpool *pool = kn_threadpool_create(threads);
+  kn_exec ex = {g, NULL, 0, kn_threadpool_threads(pool), pool};
+  if (!kn_eltwise_fast_binary(&ex, n)) {
+    fprintf(stderr, "FAIL f32 %s b_kind %d: fast path declined\n",
+            kn_op_name(op), b_kind);
+    failures++;
+  } else if (memcmp(g->tensors[y].data, want, count * sizeof(float))) {
+    fprintf(stderr, "FAIL f32 %s b_kind %d act %d threads %d differs\n",
+            kn_op_name(op), b_kind, act, threads);
+    failures++;
+  }
+  kn_threadpool_destroy(pool);
+  free(want);
+  kn_graph_free(g);
+}
+
 int main(void) {
+  static const int f32_acts[] = {KN_ACT_NONE, KN_ACT_RELU, KN_ACT_RELU6,
+                                 KN_ACT_CLIP};
+  for (int rep = 0; rep < 20; rep++)
+    for (int k = 0; k < 3; k++)
+      for (int ai = 0; ai < 4; ai++) {
+        check_f32(KN_OP_ADD, k, f32_acts[ai], 1 + rep % 2);
+        check_f32(KN_OP_MUL, k, f32_acts[ai], 1 + rep % 2);
+      }
+  for (int i = 0; i < 40; i++) {
+    check_maxpool(KESTREL_DTYPE_F32);
+    check_maxpool(KESTREL_DTYPE_I8);
+  }
+  for (int i = 0; i < 20; i++) {
+    check_global_pool(KESTREL_DTYPE_F32);
+    check_global_pool(KESTREL_DTYPE_I8);
+  }
   check_quant(1);
   check_quant(2);
   static const kn_op unary[] = {KN_OP_RELU, KN_OP_SIGMOID, KN_OP_HARDSWISH,

@@ -5,6 +5,8 @@
 #
 #   test_tflite_vs_reference.sh NAME MODEL PHOTO SIZE TOLERANCE [REF_MODEL]
 #
+# TOLERANCE is the largest absolute difference allowed; a comma-separated
+# list gives one per output (in Kestrel's output order, the last repeats).
 # REF_MODEL, when given, is what TFLite runs instead of MODEL: for a model
 # with an op TFLite lacks (MediaPipe's custom transposed conv), an
 # equivalent built from builtins with the same weights and output names.
@@ -53,9 +55,11 @@ while read -r out; do
     j=$(grep -n -x -F "$out" "$work/tflite/names.txt" | cut -d: -f1)
     [ -n "$j" ] || fail "reference has no output named '$out'"
     j=$((j - 1))
+    t=$(echo "$tol" | cut -d, -f$((i + 1)))
+    [ -n "$t" ] || t=${tol##*,}
     echo "output '$out':"
     "$python" "$KESTREL_SOURCE_DIR/tests/tools/npy_compare.py" \
-        "$work/kestrel/output_$i.npy" "$work/tflite/output_$j.npy" "$tol" || status=1
+        "$work/kestrel/output_$i.npy" "$work/tflite/output_$j.npy" "$t" || status=1
     i=$((i + 1)) compared=$((compared + 1))
 done < "$work/kestrel/names.txt"
 [ "$compared" -gt 0 ] || fail "no outputs compared"

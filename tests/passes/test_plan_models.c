@@ -68,7 +68,7 @@ static int check(const char *dir, const char *file, int ndim,
       scratch_bytes = b;
   }
   uint8_t *arena = aligned_alloc(64, plan.arena_bytes + 64);
-  void *scratch = aligned_alloc(64, scratch_bytes + 64);
+  void *scratch = aligned_alloc(64, (scratch_bytes + 127) / 64 * 64);
   memset(arena, 0xcd, plan.arena_bytes + 64);
   for (int t = 0; t < g.num_tensors; t++) {
     kn_tensor *x = &g.tensors[t];

@@ -197,7 +197,14 @@ static kestrel_status fast_geometry(kn_graph *g, const kn_node *n,
   return KESTREL_OK;
 }
 
+/* Sizes beyond these are hostile files, not models; below them every
+ * packed-size product fits in size_t. */
+#define MAX_REDUCTION (UINT64_C(1) << 28)
+
 static size_t packed_bytes(const fast_geo *fg) {
+  if (fg->k == 0 || (uint64_t)fg->k > MAX_REDUCTION ||
+      (uint64_t)fg->n > (UINT64_C(1) << 30))
+    return 0;
   if (fg->is_deconv)
     return fg->geo.kernel_h * (fg->kind == KN_PACKED_QS8_GEMM
                                    ? kn_qs8_gemm_packed_size(fg->n, fg->k)
@@ -243,6 +250,7 @@ kestrel_status kn_conv_fast_infer(kn_graph *g, kn_node *n,
   if (st != KESTREL_OK)
     return st;
   if (!kn_is_const(wp) || wp->dtype != KESTREL_DTYPE_U8 || wp->ndim != 1 ||
+      packed_bytes(&fg) == 0 ||
       (uint64_t)wp->dims[0] != (uint64_t)packed_bytes(&fg))
     return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n,
                         "packed weights must be a constant U8 [%zu] "
@@ -473,15 +481,35 @@ static void epilogue(const fast_job *j, size_t off, size_t count) {
   }
 }
 
+/* The GEMM kernels walk all N for each small tile of rows, so the packed
+ * weights they stream should stay in L2: big layers (3x3x256 -> 256 is
+ * 2.4 MB in f32) are cut into column chunks of about this many bytes. */
+#define WEIGHT_CHUNK_BYTES (256 * 1024)
+
 static void gemm_rows(const fast_job *j, const uint8_t *a, size_t lda,
                       size_t rows, size_t row0) {
-  size_t n = j->fg.n;
-  if (kind_is_int8(j->fg.kind))
-    j->kern->qs8_gemm(rows, n, j->fg.k, (const int8_t *)a, lda, j->packed,
-                      (int8_t *)j->y + row0 * n, n, &j->rq);
-  else
-    j->kern->f32_gemm(rows, n, j->fg.k, (const float *)a, lda, j->packed,
-                      (float *)j->y + row0 * n, n, j->lo, j->hi);
+  size_t n = j->fg.n, k = j->fg.k;
+  bool q = kind_is_int8(j->fg.kind);
+  size_t nr = q ? KN_QS8_GEMM_NR : KN_F32_GEMM_NR;
+  /* Bytes of one packed block of nr columns (kernels.h layouts). */
+  size_t block = q ? kn_qs8_gemm_packed_size(nr, k)
+                   : kn_f32_gemm_packed_size(nr, k);
+  size_t chunk = WEIGHT_CHUNK_BYTES / block * nr;
+  if (chunk < nr)
+    chunk = nr;
+  for (size_t n0 = 0; n0 < n; n0 += chunk) {
+    size_t nc = n - n0 < chunk ? n - n0 : chunk;
+    const uint8_t *w = (const uint8_t *)j->packed + n0 / nr * block;
+    if (q) {
+      kn_qs8_requant rq = j->rq;
+      rq.scale = j->rq.scale + n0;
+      j->kern->qs8_gemm(rows, nc, k, (const int8_t *)a, lda, w,
+                        (int8_t *)j->y + row0 * n + n0, n, &rq);
+    } else {
+      j->kern->f32_gemm(rows, nc, k, (const float *)a, lda, w,
+                        (float *)j->y + row0 * n + n0, n, j->lo, j->hi);
+    }
+  }
   epilogue(j, row0 * n, rows * n);
 }
 
@@ -640,8 +668,9 @@ kestrel_status kn_conv_fast_run(const kn_exec *ex, const kn_node *n,
     j.scratch = ex->scratch;
     j.slice = slice;
     j.tile = tile_rows(&j.fg);
-  } else if (j.fg.direct && (res || j.post_act)) {
-    /* Keep the epilogue on cache-warm rows. */
+  } else if (j.fg.direct) {
+    /* Row tiles keep A and the epilogue's rows in cache while the column
+     * chunks of gemm_rows stream the weights. */
     j.tile = tile_rows(&j.fg);
   }
   if (j.fg.is_dw) {

@@ -29,6 +29,13 @@
  * (no residual then). f32 activations may be anything (non-clamps run on
  * each finished tile).
  *
+ * ConvTranspose with strides equal to its kernel and no pads (PP-OCR det's
+ * upsampling head) packs too, as kind 1/3: its KH x KW output blocks do
+ * not overlap, so each input row and kernel row ky is one GEMM of the row's
+ * pixels against block ky of the packed weights (KH blocks, each the GEMM
+ * packing of N = KW * channels columns ordered (kx, channel), K = C); the
+ * requant scales then have KW * channels entries.
+ *
  * Work split: output rows (pixels) in static chunks across the pool, so the
  * bytes computed do not depend on the thread count. kxk convs im2col a
  * tile of rows at a time into the thread's scratch slice.

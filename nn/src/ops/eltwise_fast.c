@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "ops_common.h"
 #include "ops_eltwise.h"
 #include "threadpool.h"
 
@@ -23,13 +24,16 @@ typedef struct q8_binary {
   bool mul;
   float sa, sb, sy;
   int32_t za, zb, zy;
-  float lo, hi; /* activation clamp on the real value (+-FLT_MAX: none) */
+  float lo, hi; /* activation clamp on the real value (+-inf: none) */
   const int8_t *a, *b;
   int8_t *y;
   size_t inner;     /* elements per row */
   bool b_per_row;   /* b has `inner` values reused by every row */
   bool b_scalar;    /* b has one value */
   bool avx2;
+  bool f32;   /* float32 tensors (a, b, y point at floats) */
+  bool clamp; /* f32: an activation clamp follows */
+  size_t es;  /* element size */
 } q8_binary;
 
 static inline int8_t requant1(const q8_binary *p, float v) {
@@ -88,8 +92,54 @@ row_avx2(const q8_binary *p, const int8_t *a, const int8_t *b, size_t b_step,
 }
 #endif
 
+/* float32: the reference's row loop (elementwise.c row_f32) followed by
+ * its clamp activation, element by element: same operations, same bits. */
+#define F32_ROW(SUFFIX, ATTR)                                                  \
+  ATTR static void f32_row_##SUFFIX(bool mul, const float *restrict a,         \
+                                    const float *restrict b, size_t b_step,    \
+                                    float *y, size_t count, float lo,          \
+                                    float hi, bool clamp) {                    \
+    if (b_step) {                                                              \
+      if (mul)                                                                 \
+        for (size_t i = 0; i < count; i++)                                     \
+          y[i] = a[i] * b[i];                                                  \
+      else                                                                     \
+        for (size_t i = 0; i < count; i++)                                     \
+          y[i] = a[i] + b[i];                                                  \
+    } else {                                                                   \
+      const float vb = b[0];                                                   \
+      if (mul)                                                                 \
+        for (size_t i = 0; i < count; i++)                                     \
+          y[i] = a[i] * vb;                                                    \
+      else                                                                     \
+        for (size_t i = 0; i < count; i++)                                     \
+          y[i] = a[i] + vb;                                                    \
+    }                                                                          \
+    if (clamp)                                                                 \
+      for (size_t i = 0; i < count; i++)                                       \
+        y[i] = y[i] < lo ? lo : (y[i] > hi ? hi : y[i]);                       \
+  }
+F32_ROW(generic, )
+#ifdef HAVE_AVX2_PATH
+F32_ROW(avx2, __attribute__((target("avx2"))))
+#endif
+
 static void row(const q8_binary *p, const int8_t *a, const int8_t *b,
                 size_t b_step, int8_t *y, size_t count) {
+  if (p->f32) {
+    const float *fa = (const float *)(const void *)a;
+    const float *fb = (const float *)(const void *)b;
+    float *fy = (float *)(void *)y;
+#ifdef HAVE_AVX2_PATH
+    if (p->avx2) {
+      f32_row_avx2(p->mul, fa, fb, b_step, fy, count, p->lo, p->hi, p->clamp);
+      return;
+    }
+#endif
+    f32_row_generic(p->mul, fa, fb, b_step, fy, count, p->lo, p->hi,
+                    p->clamp);
+    return;
+  }
 #ifdef HAVE_AVX2_PATH
   if (p->avx2) {
     row_avx2(p, a, b, b_step, y, count);
@@ -103,13 +153,16 @@ static void row(const q8_binary *p, const int8_t *a, const int8_t *b,
 static void run_chunk(void *ctx, size_t begin, size_t end, int thread) {
   (void)thread;
   const q8_binary *p = ctx;
+  size_t es = p->es;
   if (p->b_per_row) {
     for (size_t r = begin; r < end; r++)
-      row(p, p->a + r * p->inner, p->b, 1, p->y + r * p->inner, p->inner);
+      row(p, p->a + r * p->inner * es, p->b, 1, p->y + r * p->inner * es,
+          p->inner);
   } else if (p->b_scalar) {
-    row(p, p->a + begin, p->b, 0, p->y + begin, end - begin);
+    row(p, p->a + begin * es, p->b, 0, p->y + begin * es, end - begin);
   } else {
-    row(p, p->a + begin, p->b + begin, 1, p->y + begin, end - begin);
+    row(p, p->a + begin * es, p->b + begin * es, 1, p->y + begin * es,
+        end - begin);
   }
 }
 
@@ -141,10 +194,13 @@ bool kn_eltwise_fast_binary(const kn_exec *ex, const kn_node *n) {
   kn_graph *g = ex->graph;
   const kn_tensor *a = kn_in(g, n, 0), *b = kn_in(g, n, 1);
   const kn_tensor *y = kn_out(g, n, 0);
-  if (!a || !b || !y || a->dtype != KESTREL_DTYPE_I8 ||
-      b->dtype != KESTREL_DTYPE_I8 || y->dtype != KESTREL_DTYPE_I8 ||
-      !kn_ew_is_quantized(a) || !kn_ew_is_quantized(b) ||
-      !kn_ew_is_quantized(y))
+  if (!a || !b || !y)
+    return false;
+  bool f32 = a->dtype == KESTREL_DTYPE_F32 && b->dtype == KESTREL_DTYPE_F32 &&
+             y->dtype == KESTREL_DTYPE_F32;
+  if (!f32 && (a->dtype != KESTREL_DTYPE_I8 || b->dtype != KESTREL_DTYPE_I8 ||
+               y->dtype != KESTREL_DTYPE_I8 || !kn_ew_is_quantized(a) ||
+               !kn_ew_is_quantized(b) || !kn_ew_is_quantized(y)))
     return false;
   kn_ew_act act;
   kestrel_error err;
@@ -152,8 +208,8 @@ bool kn_eltwise_fast_binary(const kn_exec *ex, const kn_node *n) {
     return false;
   q8_binary p;
   memset(&p, 0, sizeof p);
-  p.lo = -FLT_MAX;
-  p.hi = FLT_MAX;
+  p.lo = -INFINITY; /* unbounded sides leave infinities alone, as the */
+  p.hi = INFINITY;  /* reference's one-sided activations do */
   switch (act.kind) {
   case KN_ACT_NONE: break;
   case KN_ACT_RELU: p.lo = 0.0f; break;
@@ -188,19 +244,26 @@ bool kn_eltwise_fast_binary(const kn_exec *ex, const kn_node *n) {
   } else {
     return false;
   }
-  kn_ew_quant qa = kn_ew_quant_of(a), qb = kn_ew_quant_of(b),
-              qy = kn_ew_quant_of(y);
   p.mul = n->op == KN_OP_MUL;
-  p.sa = qa.scale;
-  p.za = qa.zero_point;
-  p.sb = qb.scale;
-  p.zb = qb.zero_point;
-  p.sy = qy.scale;
-  p.zy = qy.zero_point;
+  p.avx2 = kn_kernels_get()->isa == KN_ISA_AVX2;
+  p.f32 = f32;
+  p.es = f32 ? sizeof(float) : 1;
   p.a = a->data;
   p.b = b->data;
   p.y = y->data;
-  p.avx2 = kn_kernels_get()->isa == KN_ISA_AVX2;
+  if (f32) {
+    /* The reference applies no clamp at all for KN_ACT_NONE. */
+    p.clamp = act.kind != KN_ACT_NONE;
+  } else {
+    kn_ew_quant qa = kn_ew_quant_of(a), qb = kn_ew_quant_of(b),
+                qy = kn_ew_quant_of(y);
+    p.sa = qa.scale;
+    p.za = qa.zero_point;
+    p.sb = qb.scale;
+    p.zb = qb.zero_point;
+    p.sy = qy.scale;
+    p.zy = qy.zero_point;
+  }
   if (p.b_per_row) {
     p.inner = (size_t)y->dims[y->ndim - 1];
     size_t rows = (size_t)count / p.inner;
@@ -356,4 +419,235 @@ void kn_dequantize_i8_f32_fast(const kn_exec *ex, const int8_t *in, float *out,
   for (int v = -128; v < 128; v++)
     j.table[v + 128] = (float)((int64_t)v - zero) * scale;
   kn_parallel_for(ex->pool, count, 8192, dequantize_chunk, &j);
+}
+
+/* ---- GlobalAveragePool, NHWC ---------------------------------------------- */
+
+#define POOL_BLOCK 256 /* channels accumulated at once (doubles on the stack) */
+
+#define POOL_SUM(SUFFIX, ATTR)                                                 \
+  ATTR static void sum_f32_##SUFFIX(double *restrict acc,                      \
+                                    const float *restrict x, size_t pixels,   \
+                                    size_t stride, size_t count) {            \
+    for (size_t p = 0; p < pixels; p++)                                        \
+      for (size_t c = 0; c < count; c++)                                       \
+        acc[c] += (double)x[p * stride + c];                                   \
+  }
+/* 8-bit terms are the reference's dequantized floats, (float)(q - xz) *
+ * xs (exact conversion, one rounding), widened to double. */
+#define POOL_SUM_I8(SUFFIX, ATTR)                                              \
+  ATTR static void sum_i8_##SUFFIX(double *restrict acc,                       \
+                                   const int8_t *restrict x, size_t pixels,   \
+                                   size_t stride, size_t count, int32_t xz,   \
+                                   float xs) {                                 \
+    for (size_t p = 0; p < pixels; p++)                                        \
+      for (size_t c = 0; c < count; c++)                                       \
+        acc[c] += (double)((float)((int32_t)x[p * stride + c] - xz) * xs);     \
+  }
+POOL_SUM(generic, )
+POOL_SUM_I8(generic, )
+#ifdef HAVE_AVX2_PATH
+POOL_SUM(avx2, __attribute__((target("avx2"))))
+POOL_SUM_I8(avx2, __attribute__((target("avx2"))))
+#endif
+
+bool kn_global_avgpool_nhwc_fast(const kn_exec *ex, const kn_tensor *in,
+                                 kn_tensor *out) {
+  if (in->ndim < 3 || out->ndim != in->ndim)
+    return false;
+  bool q8 = in->dtype == KESTREL_DTYPE_I8 || in->dtype == KESTREL_DTYPE_U8;
+  if (in->dtype != KESTREL_DTYPE_F32 && !q8)
+    return false;
+  if (q8 && (out->dtype != in->dtype || in->q_count > 1 || out->q_count > 1))
+    return false;
+  size_t batch = (size_t)in->dims[0], c = (size_t)in->dims[in->ndim - 1];
+  size_t pixels = 1;
+  for (int d = 1; d < in->ndim - 1; d++) {
+    pixels *= (size_t)in->dims[d];
+    if (out->dims[d] != 1)
+      return false;
+  }
+  if (out->dims[0] != in->dims[0] || out->dims[out->ndim - 1] != in->dims[in->ndim - 1] ||
+      pixels == 0 || pixels > (1u << 20))
+    return false;
+  bool avx2 = kn_kernels_get()->isa == KN_ISA_AVX2;
+  (void)ex;
+  float table[256];
+  float xs = 1.0f, ys = 1.0f;
+  int32_t xz = 0, yz = 0;
+  if (q8) {
+    xs = kn_q_scale(in, 0);
+    xz = kn_q_zero(in, 0);
+    const kn_tensor *qy = out->q_count ? out : in;
+    ys = kn_q_scale(qy, 0);
+    yz = kn_q_zero(qy, 0);
+    for (int v = 0; v < 256; v++) {
+      int32_t val = in->dtype == KESTREL_DTYPE_I8 ? (int8_t)(uint8_t)v : v;
+      table[v] = (float)(val - xz) * xs;
+    }
+  }
+  double acc[POOL_BLOCK];
+  for (size_t b = 0; b < batch; b++)
+    for (size_t c0 = 0; c0 < c; c0 += POOL_BLOCK) {
+      size_t count = c - c0 < POOL_BLOCK ? c - c0 : POOL_BLOCK;
+      for (size_t i = 0; i < count; i++)
+        acc[i] = 0.0;
+      if (q8 && in->dtype == KESTREL_DTYPE_I8) {
+        const int8_t *x = (const int8_t *)in->data + b * pixels * c + c0;
+#ifdef HAVE_AVX2_PATH
+        if (avx2)
+          sum_i8_avx2(acc, x, pixels, c, count, xz, xs);
+        else
+#endif
+          sum_i8_generic(acc, x, pixels, c, count, xz, xs);
+      } else if (q8) {
+        const uint8_t *x = (const uint8_t *)in->data + b * pixels * c + c0;
+        for (size_t p = 0; p < pixels; p++)
+          for (size_t i = 0; i < count; i++)
+            acc[i] += (double)table[x[p * c + i]];
+      } else {
+        const float *x = (const float *)in->data + b * pixels * c + c0;
+#ifdef HAVE_AVX2_PATH
+        if (avx2)
+          sum_f32_avx2(acc, x, pixels, c, count);
+        else
+#endif
+          sum_f32_generic(acc, x, pixels, c, count);
+      }
+      for (size_t i = 0; i < count; i++) {
+        float r = (float)(acc[i] / (double)pixels);
+        size_t yi = b * c + c0 + i;
+        if (q8) {
+          int64_t v = kn_round_even((double)r / ys) + yz;
+          kn_store_int(out->data, out->dtype, (int64_t)yi,
+                       kn_saturate(v, out->dtype));
+        } else {
+          ((float *)out->data)[yi] = r;
+        }
+      }
+    }
+  (void)avx2;
+  return true;
+}
+
+/* ---- MaxPool, NHWC ------------------------------------------------------------ */
+
+typedef struct maxpool_job {
+  const kn_tensor *in;
+  kn_tensor *out;
+  const kn_spatial *xv, *yv;
+  const kn_window *w;
+  bool q8;
+  int8_t empty8;    /* output of a window with no valid tap */
+  uint8_t lut[256]; /* 8-bit: requantized value of each byte */
+} maxpool_job;
+
+static void maxpool_rows(void *ctx, size_t b, size_t e, int thread) {
+  (void)thread;
+  const maxpool_job *j = ctx;
+  const kn_spatial *xv = j->xv, *yv = j->yv;
+  const kn_window *w = j->w;
+  size_t c = (size_t)xv->c;
+  size_t oh = (size_t)yv->sp[1], ow = (size_t)yv->sp[2];
+  for (size_t row = b; row < e; row++) { /* row = n * OH + oy */
+    size_t n = row / oh, oy = row % oh;
+    int64_t y0 = (int64_t)oy * w->s[1] - w->pb[1];
+    for (size_t ox = 0; ox < ow; ox++) {
+      int64_t x0 = (int64_t)ox * w->s[2] - w->pb[2];
+      size_t yo = ((n * oh + oy) * ow + ox) * c;
+      bool first = true;
+      for (int64_t ky = 0; ky < w->k[1]; ky++) {
+        int64_t iy = y0 + ky * w->d[1];
+        if (iy < 0 || iy >= xv->sp[1])
+          continue;
+        for (int64_t kx = 0; kx < w->k[2]; kx++) {
+          int64_t ix = x0 + kx * w->d[2];
+          if (ix < 0 || ix >= xv->sp[2])
+            continue;
+          size_t xo = (size_t)(n * (size_t)xv->stride_n) +
+                      (size_t)iy * (size_t)xv->stride_sp[1] +
+                      (size_t)ix * (size_t)xv->stride_sp[2];
+          if (j->q8 && j->in->dtype == KESTREL_DTYPE_I8) {
+            const int8_t *src = (const int8_t *)j->in->data + xo;
+            int8_t *dst = (int8_t *)j->out->data + yo;
+            for (size_t k = 0; k < c; k++)
+              dst[k] = first || src[k] > dst[k] ? src[k] : dst[k];
+          } else if (j->q8) {
+            const uint8_t *src = (const uint8_t *)j->in->data + xo;
+            uint8_t *dst = (uint8_t *)j->out->data + yo;
+            for (size_t k = 0; k < c; k++)
+              dst[k] = first || src[k] > dst[k] ? src[k] : dst[k];
+          } else {
+            const float *src = (const float *)j->in->data + xo;
+            float *dst = (float *)j->out->data + yo;
+            /* The reference keeps the first of equal values and skips
+             * NaNs after the first tap, as `v > acc` does. */
+            for (size_t k = 0; k < c; k++)
+              dst[k] = first || src[k] > dst[k] ? src[k] : dst[k];
+          }
+          first = false;
+        }
+      }
+      if (j->q8) {
+        uint8_t *dst = (uint8_t *)j->out->data + yo;
+        if (first) {
+          memset(dst, (uint8_t)j->empty8, c);
+        } else if (j->in->dtype == KESTREL_DTYPE_I8) {
+          for (size_t k = 0; k < c; k++)
+            dst[k] = j->lut[(uint8_t)((int8_t)dst[k] + 128)];
+        } else {
+          for (size_t k = 0; k < c; k++)
+            dst[k] = j->lut[dst[k]];
+        }
+      } else if (first) {
+        float *dst = (float *)j->out->data + yo;
+        for (size_t k = 0; k < c; k++)
+          dst[k] = -INFINITY;
+      }
+    }
+  }
+}
+
+bool kn_maxpool_nhwc_fast(const kn_exec *ex, const kn_tensor *in,
+                          kn_tensor *out, const kn_spatial *xv,
+                          const kn_spatial *yv, const kn_window *w) {
+  if (in->ndim != 4 || xv->nsp != 2 || in->dtype != out->dtype)
+    return false;
+  bool q8 = in->dtype == KESTREL_DTYPE_I8 || in->dtype == KESTREL_DTYPE_U8;
+  if (!q8 && in->dtype != KESTREL_DTYPE_F32)
+    return false;
+  if (q8 && (in->q_count > 1 || out->q_count > 1 ||
+             (in->q_count && !(kn_q_scale(in, 0) > 0.0f))))
+    return false;
+  /* NHWC strides: channel innermost and dense. */
+  if (xv->stride_c != 1 || yv->stride_c != 1 || xv->stride_sp[2] != xv->c)
+    return false;
+  maxpool_job j;
+  j.in = in;
+  j.out = out;
+  j.xv = xv;
+  j.yv = yv;
+  j.w = w;
+  j.q8 = q8;
+  j.empty8 = 0;
+  if (q8) {
+    /* The reference: real = (float)(q - xz) * xs, pooled, then
+     * sat(round((double)real / ys) + yz) with y's (or x's) parameters. */
+    float xs = kn_q_scale(in, 0);
+    int32_t xz = kn_q_zero(in, 0);
+    const kn_tensor *qy = out->q_count ? out : in;
+    float ys = kn_q_scale(qy, 0);
+    int32_t yz = kn_q_zero(qy, 0);
+    for (int v = 0; v < 256; v++) {
+      int32_t val = in->dtype == KESTREL_DTYPE_I8 ? v - 128 : v;
+      float real = (float)(val - xz) * xs;
+      int32_t q = kn_saturate(kn_round_even((double)real / ys) + yz, out->dtype);
+      j.lut[in->dtype == KESTREL_DTYPE_I8 ? v : val] = (uint8_t)q;
+    }
+    /* A window with no valid tap pools to -inf: the lowest value. */
+    j.empty8 = (int8_t)(out->dtype == KESTREL_DTYPE_I8 ? -128 : 0);
+  }
+  size_t rows = (size_t)(yv->n * yv->sp[1]);
+  kn_parallel_for(ex->pool, rows, 1, maxpool_rows, &j);
+  return true;
 }

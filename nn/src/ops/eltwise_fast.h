@@ -1,17 +1,21 @@
-/* Fast paths for the element-wise ops that dominate quantized CNNs once
- * their convolutions are packed: int8 Add and Mul (residual adds, SE-block
- * channel scaling) with the reference's exact float requantization, split
- * across the session's threads. */
+/* Fast paths for the ops that dominate CNNs once their convolutions are
+ * packed: Add and Mul (residual adds, SE-block channel scaling; int8 with
+ * the reference's exact float requantization), 8-bit tables for one-input
+ * ops, Quantize/DequantizeLinear, NHWC global average and max pooling.
+ * Every one gives the reference's bytes and splits its work across the
+ * session's threads; each returns false when a case is not its own, and
+ * the reference then runs as before. */
 #ifndef KESTREL_ELTWISE_FAST_H
 #define KESTREL_ELTWISE_FAST_H
 
 #include "graph.h"
 
-/* Runs node n when it is an int8 Add/Mul of a shape the fast path covers
- * (same shapes, per-channel or scalar broadcast of one operand) and returns
- * true; returns false, having done nothing, otherwise. Bytes equal the
- * reference's: out = sat(rint(act(sa*(a-za) op sb*(b-zb)) / sy) + zy) with
- * the same float operations in the same order. */
+/* Runs node n when it is an int8 or float32 Add/Mul of a shape the fast
+ * path covers (same shapes, per-channel or scalar broadcast of one operand;
+ * no activation or a clamp one) and returns true; returns false, having
+ * done nothing, otherwise. Bytes equal the reference's: int8 out =
+ * sat(rint(act(sa*(a-za) op sb*(b-zb)) / sy) + zy), float32 out =
+ * act(a op b), with the same float operations in the same order. */
 bool kn_eltwise_fast_binary(const kn_exec *x, const kn_node *n);
 
 /* Any one-input element-wise op on a per-tensor quantized 8-bit tensor is
@@ -34,5 +38,25 @@ void kn_quantize_f32_i8_fast(const kn_exec *x, const float *in, int8_t *out,
                              size_t count, float scale, int32_t zero);
 void kn_dequantize_i8_f32_fast(const kn_exec *x, const int8_t *in, float *out,
                                size_t count, float scale, int32_t zero);
+
+/* GlobalAveragePool on an NHWC tensor (float32, or 8-bit per-tensor):
+ * per channel, the sum over pixels in double in pixel order, exactly as the
+ * reference (pool.c) sums it, so the bytes are the same; the 8-bit terms
+ * are the reference's dequantized floats, whose double sum is exact in any
+ * order. Returns false (nothing done) for other tensors. */
+bool kn_global_avgpool_nhwc_fast(const kn_exec *x, const kn_tensor *in,
+                                 kn_tensor *out);
+
+/* MaxPool on an NHWC tensor (float32 or 8-bit per-tensor), window as the
+ * reference computed it: channel vectors maxed per tap. 8-bit: dequantize
+ * is increasing, so the max of the reals is the real of the max byte; the
+ * requantization then goes through a 256-entry table of the reference's
+ * own formula. Returns false (nothing done) for other tensors. */
+struct kn_spatial;
+struct kn_window;
+bool kn_maxpool_nhwc_fast(const kn_exec *x, const kn_tensor *in,
+                          kn_tensor *out, const struct kn_spatial *xv,
+                          const struct kn_spatial *yv,
+                          const struct kn_window *w);
 
 #endif

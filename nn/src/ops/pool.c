@@ -6,6 +6,7 @@
 #include <float.h>
 #include <string.h>
 
+#include "eltwise_fast.h"
 #include "ops_common.h"
 
 /* Optional output i: NULL when absent. */
@@ -238,6 +239,13 @@ static kestrel_status pool_run(const kn_exec *ex, const kn_node *n,
     return kn_node_fail(err, KESTREL_ERROR_INTERNAL, n, "bad output");
   int64_t nx = kn_tensor_numel(x), ny = kn_tensor_numel(y);
   if (ny == 0)
+    return KESTREL_OK;
+  /* NHWC global average (SE blocks): channel-vector sums, same bytes. */
+  if (p.kind == POOL_AVG && p.global && p.layout == KN_LAYOUT_NHWC && !idx &&
+      kn_global_avgpool_nhwc_fast(ex, x, y))
+    return KESTREL_OK;
+  if (p.kind == POOL_MAX && !p.global && p.layout == KN_LAYOUT_NHWC && !idx &&
+      kn_maxpool_nhwc_fast(ex, x, y, &p.xv, &p.yv, &p.win))
     return KESTREL_OK;
   if (x->dtype == KESTREL_DTYPE_F32) {
     pool_f32(&p, x->data, y->data, idx ? idx->data : NULL);

@@ -242,3 +242,47 @@ void kq_asym_params(double lo, double hi, float *scale, int32_t *zero) {
   *scale = (float)sc;
   *zero = (int32_t)zi;
 }
+
+/* ---- per-channel means (bias correction) --------------------------------- */
+
+void kq_stats_add_channels(kq_stats *s, const float *v, int ndim,
+                           const int64_t *dims) {
+  if (ndim < 3)
+    return;
+  int64_t c1 = dims[1], cl = dims[ndim - 1];
+  int64_t outer = dims[0], inner = 1;
+  for (int d = 2; d < ndim; d++)
+    inner *= dims[d];
+  if (!s->sum_c1 && c1 > 0 && c1 <= (1 << 20)) {
+    s->sum_c1 = calloc((size_t)c1, sizeof(double));
+    s->n_c1 = s->sum_c1 ? c1 : 0;
+  }
+  if (!s->sum_clast && cl > 0 && cl <= (1 << 20)) {
+    s->sum_clast = calloc((size_t)cl, sizeof(double));
+    s->n_clast = s->sum_clast ? cl : 0;
+  }
+  if (s->sum_c1 && s->n_c1 == c1) {
+    for (int64_t o = 0; o < outer; o++)
+      for (int64_t c = 0; c < c1; c++) {
+        const float *p = v + (o * c1 + c) * inner;
+        double acc = 0;
+        for (int64_t i = 0; i < inner; i++)
+          acc += p[i];
+        s->sum_c1[c] += acc;
+      }
+    s->count_c1 += (double)(outer * inner);
+  }
+  if (s->sum_clast && s->n_clast == cl) {
+    int64_t rows = outer * c1 * inner / cl;
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t c = 0; c < cl; c++)
+        s->sum_clast[c] += v[r * cl + c];
+    s->count_clast += (double)rows;
+  }
+}
+
+void kq_stats_free_channels(kq_stats *s) {
+  free(s->sum_c1);
+  free(s->sum_clast);
+  s->sum_c1 = s->sum_clast = NULL;
+}

@@ -226,8 +226,10 @@ static kestrel_status observe_node(void *user, kq_exec *x, int node,
   for (int k = 0; k < n->num_outputs; k++) {
     int t = n->outputs[k];
     kn_tensor *tt = &x->g->tensors[t];
-    if (t < c->nt && c->stats[t] && tt->data)
+    if (t < c->nt && c->stats[t] && tt->data) {
       kq_stats_add(c->stats[t], tt->data, kn_tensor_numel(tt));
+      kq_stats_add_channels(c->stats[t], tt->data, tt->ndim, tt->dims);
+    }
   }
   (void)err;
   return KESTREL_OK;
@@ -245,8 +247,11 @@ kestrel_status kestrel_calibrator_add(kestrel_calibrator *c,
   }
   const void *ins[1] = {input};
   int it = c->g->inputs[0];
-  if (c->stats[it])
+  if (c->stats[it]) {
+    kn_tensor *x = &c->g->tensors[it];
     kq_stats_add(c->stats[it], input, (int64_t)c->in_elems);
+    kq_stats_add_channels(c->stats[it], input, x->ndim, x->dims);
+  }
   if ((st = kq_exec_run(&c->exec, ins, observe_node, c, err)))
     return st;
   if (c->kept < KQ_MAX_KEPT_INPUTS) {
@@ -576,23 +581,6 @@ static kestrel_status search_target_snr(kestrel_calibrator *c, kn_graph **q,
   if (c->opt.verbose)
     fprintf(stderr, "quantize: all-int8 output SNR %.2f dB (target %.2f)\n",
             snr, c->opt.target_snr_db);
-  if (getenv("KQ_SENS")) { /* debug: one int8 node at a time */
-    for (int i = 0; i < c->g->num_nodes; i++) {
-      if (c->g->nodes[i].dead || !kq_node_quantizable(c->g, &c->g->nodes[i]))
-        continue;
-      memset(c->keep_nodes, 1, (size_t)c->g->num_nodes);
-      c->keep_nodes[i] = 0;
-      kn_graph *cand;
-      if (kq_build_static(c->g, c->ranges, c->keep_nodes, 0, &cand, err))
-        break;
-      double s1;
-      eval_outputs(c, cand, 4, &s1, err);
-      fprintf(stderr, "SENS %s %s %.2f\n", c->g->nodes[i].name,
-              c->g->nodes[i].op_name, s1);
-      kn_graph_free(cand);
-    }
-    memset(c->keep_nodes, 0, (size_t)c->g->num_nodes);
-  }
   if (snr >= c->opt.target_snr_db)
     return KESTREL_OK;
   layer_stat *ls;
@@ -703,10 +691,16 @@ kestrel_status kestrel_quantize(kestrel_calibrator *c, kestrel_model **out,
         continue;
       /* Clipping an answer changes it: outputs keep everything seen. */
       kestrel_calib_method m =
-          c->g->tensors[t].is_output ? KESTREL_CALIB_MINMAX : c->opt.method;
+          c->g->tensors[t].is_output && !getenv("KQ_OUTCLIP") ? KESTREL_CALIB_MINMAX : c->opt.method;
       kq_stats_range(s, m, c->opt.percentile, &c->ranges[t].lo,
                      &c->ranges[t].hi);
       c->ranges[t].has_range = 1;
+      c->ranges[t].sum_c1 = s->sum_c1;
+      c->ranges[t].n_c1 = s->n_c1;
+      c->ranges[t].count_c1 = s->count_c1;
+      c->ranges[t].sum_clast = s->sum_clast;
+      c->ranges[t].n_clast = s->n_clast;
+      c->ranges[t].count_clast = s->count_clast;
     }
     if ((st = resolve_keep_float(c, err)))
       return st;
@@ -814,12 +808,12 @@ kestrel_status kestrel_quantize_report_write(kestrel_calibrator *c,
   }
   fprintf(ft,
           "Kestrel INT8 quantization report\n"
-          "method: %s%s, calibration inputs: %zu (compared on %zu)\n"
-          "nodes: %d int8, %d float (Q/DQ not counted)\n\n"
+          "method: %s, calibration inputs: %zu (compared on %zu)\n"
+          "nodes: %d int8, %d float (Q/DQ not counted)\n"
+          "SNR and cosine: the int8 graph as it runs vs FP32; local: the node\n"
+          "alone, fed FP32 inputs quantized; rounding: FP32 output quantized\n\n"
           "%-4s %-40s %-18s %-5s %9s %9s %9s %9s\n",
           c->opt.dynamic ? "dynamic" : kestrel_calib_method_name(c->opt.method),
-          c->opt.method == KESTREL_CALIB_PERCENTILE && !c->opt.dynamic ? ""
-                                                                       : "",
           c->count, c->kept, n_int8, n_float, "#", "node", "op", "type",
           "SNR(dB)", "cosine", "local", "rounding");
   fprintf(fj, "{\"method\":");
@@ -932,7 +926,10 @@ void kestrel_calibrator_free(kestrel_calibrator *c) {
     kq_exec_free(&c->exec);
   if (c->stats)
     for (int t = 0; t < c->nt; t++)
-      free(c->stats[t]);
+      if (c->stats[t]) {
+        kq_stats_free_channels(c->stats[t]);
+        free(c->stats[t]);
+      }
   free(c->stats);
   for (size_t i = 0; i < c->kept; i++) {
     free(c->inputs[i]);

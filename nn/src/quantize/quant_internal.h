@@ -57,7 +57,17 @@ typedef struct kq_stats {
   double min, max;
   double lo, hi; /* histogram range */
   double hist[KQ_BINS];
+  /* Per-channel sums for rank >= 3 tensors, channels on axis 1 (NCHW) and
+   * on the last axis (NHWC), for bias correction. */
+  double *sum_c1, *sum_clast;
+  int64_t n_c1, n_clast;
+  double count_c1, count_clast;
 } kq_stats;
+
+/* Adds per-channel sums of a tensor (rank >= 3) to s. */
+void kq_stats_add_channels(kq_stats *s, const float *v, int ndim,
+                           const int64_t *dims);
+void kq_stats_free_channels(kq_stats *s);
 
 void kq_stats_add(kq_stats *s, const float *v, int64_t n);
 /* Clip range by method (percentile in percent, e.g. 99.99). */
@@ -72,6 +82,10 @@ void kq_asym_params(double lo, double hi, float *scale, int32_t *zero);
 typedef struct kq_range {
   int has_range;
   double lo, hi;
+  /* Mean of each channel (NULL: unknown): axis 1 and last axis. */
+  const double *sum_c1, *sum_clast;
+  int64_t n_c1, n_clast;
+  double count_c1, count_clast;
 } kq_range;
 
 /* Builds the INT8 graph from the prepared FP32 graph g. keep_float[i]

@@ -382,6 +382,50 @@ static int quantize_const(kn_graph *q, int ct, float scale, int32_t zero) {
   return kn_tensor_set_quant(d, -1, 1, &scale, &zero) ? -1 : nct;
 }
 
+/* Bias correction (Nagel et al., 2019): int8 weights change each output
+ * channel's response to the input's mean, which on large flat image areas
+ * is a systematic offset that later layers amplify. Returns per output
+ * channel E[(w_q - w) . x] from the calibrated input channel means, or NULL
+ * when they are unknown (caller frees). Conv only. */
+static float *bias_correction(const builder *b, const kn_node *n, int x,
+                              int wt, int nwt, int64_t m) {
+  if (n->op != KN_OP_CONV || x >= b->nt0)
+    return NULL;
+  const kq_range *r = &b->ranges[x];
+  bool nhwc = kn_attr_int(n, "layout", KN_LAYOUT_NCHW) == KN_LAYOUT_NHWC;
+  const double *sum = nhwc ? r->sum_clast : r->sum_c1;
+  int64_t nc = nhwc ? r->n_clast : r->n_c1;
+  double count = nhwc ? r->count_clast : r->count_c1;
+  const kn_tensor *w = &b->q->tensors[wt], *wq = &b->q->tensors[nwt];
+  int64_t group = kn_attr_int(n, "group", 1);
+  if (!sum || count <= 0 || w->ndim < 3 || group < 1 || w->dims[0] != m ||
+      m % group != 0 || nc != w->dims[1] * group)
+    return NULL;
+  int64_t cg = w->dims[1], mg = m / group, taps = 1;
+  for (int d = 2; d < w->ndim; d++)
+    taps *= w->dims[d];
+  float *corr = calloc((size_t)m + 1, sizeof(float));
+  if (!corr)
+    return NULL;
+  const float *wf = w->data;
+  const int8_t *wi = wq->data;
+  for (int64_t o = 0; o < m; o++) {
+    float sc = wq->q_scale[wq->q_count > 1 ? o : 0];
+    int64_t g = o / mg;
+    double acc = 0;
+    for (int64_t c = 0; c < cg; c++) {
+      double mean = sum[g * cg + c] / count;
+      int64_t base = (o * cg + c) * taps;
+      double dw = 0;
+      for (int64_t k = 0; k < taps; k++)
+        dw += (double)wi[base + k] * sc - wf[base + k];
+      acc += dw * mean;
+    }
+    corr[o] = (float)acc;
+  }
+  return corr;
+}
+
 static kestrel_status oom(builder *b) {
   return kn_fail(b->err, KESTREL_ERROR_OUT_OF_MEMORY,
                  "out of memory quantizing");
@@ -426,6 +470,36 @@ static kestrel_status rewrite_int8_node(builder *b, int i) {
     if (nwt < 0)
       return oom(b);
     int nbt = -1;
+    float *corr = bias_correction(b, &q->nodes[i], x, wt, nwt, m);
+    if (corr) {
+      /* Corrected float bias (a new constant; the old one may be shared). */
+      int cb = new_tensor(q, q->nodes[i].name, "_bias_corrected");
+      float *cv = cb >= 0 ? kn_tensor_alloc_data(&q->tensors[cb],
+                                                 KESTREL_DTYPE_F32, 1, &m)
+                          : NULL;
+      if (!cv) {
+        free(corr);
+        free(ws);
+        return oom(b);
+      }
+      q->tensors[cb].data_owned = true;
+      const float *old = bt >= 0 ? q->tensors[bt].data : NULL;
+      for (int64_t o = 0; o < m; o++)
+        cv[o] = (old ? old[o] : 0.0f) - corr[o];
+      free(corr);
+      if (bt < 0) {
+        n = &q->nodes[i];
+        int *ins = realloc(n->inputs, sizeof(int) * 3);
+        if (!ins) {
+          free(ws);
+          return oom(b);
+        }
+        n->inputs = ins;
+        n->inputs[2] = cb;
+        n->num_inputs = 3;
+      }
+      bt = cb;
+    }
     if (bt >= 0) {
       nbt = quantize_bias(q, bt, xs, ws, axis < 0 ? 1 : m, m);
       if (nbt < 0) {

@@ -12,6 +12,8 @@
  *   -> DEPTHWISE_CONV_2D 3x3/1 SAME +RELU -> ADD (with the conv output)
  *   -> MAX_POOL_2D 2x2/2 VALID -> MEAN over H,W -> FULLY_CONNECTED (4)
  *   -> SOFTMAX -> DEQUANTIZE -> output f32 [1,4]
+ *   and, from the max pool: QUANTIZE (int8 -> int8 with another scale and
+ *   zero point) -> DEQUANTIZE -> output f32 [1,8,8,8]
  *
  * Weights come from a fixed LCG, so the file is byte-identical every run.
  * The flatbuffer is written front to back: every uoffset points forward and
@@ -410,7 +412,7 @@ static int save(const char *path) {
   return 0;
 }
 
-enum { NUM_T = 17, NUM_B = 8, NUM_OPS = 9 };
+enum { NUM_T = 19, NUM_B = 8, NUM_OPS = 11 };
 
 /* unsupported: the ADD becomes SQUARED_DIFFERENCE, an op Kestrel does not
  * map, for the test of the importer's error message. */
@@ -489,6 +491,10 @@ static void build_int8(bool unsupported) {
       {"fc", TFL_TYPE_INT8, 2, {1, 4}, 0, 1, {s_fc}, {0}, 0},
       {"softmax", TFL_TYPE_INT8, 2, {1, 4}, 0, 1, {1.0f / 256}, {-128}, 0},
       {"probabilities", TFL_TYPE_FLOAT32, 2, {1, 4}, 0, 0, {0}, {0}, 0},
+      {"requantized", TFL_TYPE_INT8, 4, {1, 8, 8, 8}, 0, 1, {s_add * 1.7f},
+       {-100}, 0},
+      {"requantized_real", TFL_TYPE_FLOAT32, 4, {1, 8, 8, 8}, 0, 0, {0}, {0},
+       0},
   };
   for (int c = 0; c < 8; c++) {
     t[2].scale[c] = conv_ws[c];
@@ -506,6 +512,7 @@ static void build_int8(bool unsupported) {
       {TFL_BUILTIN_MAX_POOL_2D, 2},     {TFL_BUILTIN_MEAN, 2},
       {TFL_BUILTIN_FULLY_CONNECTED, 4}, {TFL_BUILTIN_SOFTMAX, 2},
       {TFL_BUILTIN_DEQUANTIZE, 2},
+      {TFL_BUILTIN_QUANTIZE, 2},        {TFL_BUILTIN_DEQUANTIZE, 2},
   };
   op ops[NUM_OPS];
   memset(ops, 0, sizeof(ops));
@@ -536,11 +543,14 @@ static void build_int8(bool unsupported) {
   ops[7] = (op){7, 1, 1, {14}, {15}, TFL_OPTIONS_SOFTMAX, {0}, NULL, 0};
   f32field(&ops[7].options, TFL_SOFTMAX_BETA, 1.0f);
   ops[8] = (op){8, 1, 1, {15}, {16}, TFL_OPTIONS_NONE, {0}, NULL, 0};
+  /* int8 -> int8 QUANTIZE (a requantization), seen as real values */
+  ops[9] = (op){9, 1, 1, {9}, {17}, TFL_OPTIONS_NONE, {0}, NULL, 0};
+  ops[10] = (op){10, 1, 1, {17}, {18}, TFL_OPTIONS_NONE, {0}, NULL, 0};
 
   if (unsupported)
     opcodes[3][0] = 99; /* SQUARED_DIFFERENCE */
   model m = {"kestrel int8 test model", t, NUM_T, buffers, NUM_B, ops, NUM_OPS,
-             opcodes, {0}, {16}, 1, 1, NULL, NULL};
+             opcodes, {0}, {16, 18}, 1, 2, NULL, NULL};
   write_model(&m);
 }
 
