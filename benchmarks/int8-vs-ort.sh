@@ -130,7 +130,7 @@ for m in det_int8 det_fp32 cls_int8 cls_fp32; do
     json=$(cat "$work/$m.json")
     load=$(echo "$json" | field load_ms) arena=$(echo "$json" | field arena_bytes)
     rss=$(echo "$json" | field peak_rss_kb)
-    # Weights: the compiled file minus its small header/graph, bounded by the file size.
-    budget=$(awk -v f="$fb" -v a="$arena" 'BEGIN { printf "%d", (f + a) / 1024 + 10240 }')
-    echo "| $m | $fb | $sb | $(ratio "$fb" "$sb") | $load | <= $fb | $arena | $rss | $budget |"
+    wb=$("$kestrel" info "$work/$m.kestrel" --json | field weight_bytes)
+    budget=$(awk -v w="$wb" -v a="$arena" 'BEGIN { printf "%d", (w + a) / 1024 + 10240 }')
+    echo "| $m | $fb | $sb | $(ratio "$fb" "$sb") | $load | $wb | $arena | $rss | $budget |"
 done

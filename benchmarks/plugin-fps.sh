@@ -7,7 +7,7 @@
 #       ! kestreloverlay ! fakesink                                                          (GStreamer
 #       does the conversion)
 #
-# at 640x480 and 1280x720, plus decoding alone as the floor. Not a test: machines are shared and
+# at 640x480 and 1280x720, plus decoding alone as the floor and detection without the overlay. Not a test: machines are shared and
 # noisy, so each pipeline runs ROUNDS times (alternating) and the medians are reported.
 #
 #   benchmarks/plugin-fps.sh [ROUNDS]        (default 3)
@@ -78,6 +78,7 @@ while [ "$r" -lt "$rounds" ]; do
     for size in 480 720; do
         if [ "$size" = 480 ]; then file=$work/faces-480p.avi; else file=$clip; fi
         run "decode-$size" "$file" "identity"
+        run "detect-$size" "$file" "$detect"
         run "plugin-$size" "$file" "$detect ! kestreloverlay"
         run "convert-$size" "$file" "videoconvert ! videoscale ! video/x-raw,format=RGB,width=$model_size,height=$model_size ! $detect ! kestreloverlay"
     done
@@ -92,11 +93,12 @@ echo "|---|---|---|---|---|"
 for size in 480 720; do
     if [ "$size" = 480 ]; then dims=640x480; else dims=1280x720; fi
     dec_cpu=$(awk -v n="decode-$size" '$1 == n { print $3 }' "$work/times" | median)
-    for kind in decode plugin convert; do
+    for kind in decode detect plugin convert; do
         wall=$(awk -v n="$kind-$size" '$1 == n { print $2 }' "$work/times" | median)
         cpu=$(awk -v n="$kind-$size" '$1 == n { print $3 }' "$work/times" | median)
         case $kind in
             decode) label="filesrc ! decodebin ! fakesink (floor)" ;;
+            detect) label="decodebin ! kestreldetect (no overlay)" ;;
             plugin) label="decodebin ! kestreldetect ! kestreloverlay" ;;
             convert) label="decodebin ! videoconvert ! videoscale ! RGB ${model_size}x${model_size} ! kestreldetect ! kestreloverlay" ;;
         esac

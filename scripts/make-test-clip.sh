@@ -6,6 +6,11 @@
 #   scripts/make-test-clip.sh            # writes $KESTREL_CACHE/clips/faces-720p.avi
 #   scripts/make-test-clip.sh --force    # rebuild even if present
 #
+# Beside it, faces-720p.plan.txt says where each frame comes from, one line per frame:
+# "FRAME PHOTO LEFT TOP WIDTH HEIGHT" (the crop window in photo pixels, scaled to 1280x720).
+# The offline tests map detections back into the photo with it, where faces stand still, to
+# know which face is which (ground truth for counting tracker id switches).
+#
 # Each frame is one crop window of a photo, scaled to 1280x720 and encoded by
 # its own gst-launch-1.0; the window moves along a fixed path computed here
 # with integer arithmetic, so the clip is the same on every run (given the
@@ -14,6 +19,7 @@ set -eu
 
 CACHE="${KESTREL_CACHE:-${HOME:-/root}/.cache/kestrel}"
 OUT="$CACHE/clips/faces-720p.avi"
+PLAN="$CACHE/clips/faces-720p.plan.txt"
 FRAMES_PER_PHOTO=60
 FPS=15
 FORCE=no
@@ -27,10 +33,6 @@ done
 log() { printf 'make-test-clip: %s\n' "$*"; }
 die() { printf 'make-test-clip: error: %s\n' "$*" >&2; exit 1; }
 
-if [ -s "$OUT" ] && [ "$FORCE" = no ]; then
-    log "$OUT exists (use --force to rebuild)"
-    exit 0
-fi
 command -v gst-launch-1.0 >/dev/null 2>&1 || die "gst-launch-1.0 is missing (gstreamer1.0-tools)"
 for e in jpegdec videocrop videoscale jpegenc avimux multifilesrc; do
     gst-inspect-1.0 "$e" >/dev/null 2>&1 || die "GStreamer element $e is missing (gstreamer1.0-plugins-good/base)"
@@ -76,22 +78,33 @@ for i in 1 2 3 4 5 6; do
         top=$(((ph - h) * py / 1000 / 2 * 2))
         right=$((pw - w - left))
         bottom=$((ph - h - top))
-        printf '%s %d %d %d %d %05d\n' "$photo" "$left" "$top" "$right" "$bottom" "$index"
+        printf '%s %d %d %d %d %05d %d %d %d\n' "$photo" "$left" "$top" "$right" "$bottom" \
+            "$index" "$i" "$w" "$h"
         index=$((index + 1))
         t=$((t + 1))
     done
 done > "$WORK/plan.txt"
 
+# The plan is cheap: (re)write it every time, so that a clip made before it existed gets one.
+mkdir -p "$(dirname "$PLAN")"
+awk '{ printf "%d %d %d %d %d %d\n", $6, $7, $2, $3, $8, $9 }' "$WORK/plan.txt" > "$PLAN.tmp"
+mv "$PLAN.tmp" "$PLAN"
+
+if [ -s "$OUT" ] && [ "$FORCE" = no ]; then
+    log "$OUT exists (use --force to rebuild)"
+    exit 0
+fi
+
 log "rendering $(wc -l < "$WORK/plan.txt") frames from 6 photos"
 # Two at a time: each gst-launch is mostly start-up and one JPEG decode.
 export WORK
-xargs -P 2 -L 1 sh -c '
+cut -d' ' -f1-6 "$WORK/plan.txt" | xargs -P 2 -L 1 sh -c '
     gst-launch-1.0 -q filesrc location="$0" ! jpegdec ! videoconvert ! video/x-raw,format=I420 \
         ! videocrop left="$1" top="$2" right="$3" bottom="$4" \
         ! videoscale method=bilinear add-borders=false ! video/x-raw,width=1280,height=720,pixel-aspect-ratio=1/1 \
         ! jpegenc quality=90 ! filesink location="$WORK/f$5.jpg" \
         || { echo "make-test-clip: error: frame $5 failed" >&2; exit 255; }
-' < "$WORK/plan.txt" || die "rendering frames failed"
+'  || die "rendering frames failed"
 
 n=$(ls "$WORK"/f*.jpg | wc -l)
 [ "$n" -eq "$index" ] || die "rendered $n frames, expected $index"

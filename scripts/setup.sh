@@ -44,7 +44,7 @@ PACKAGES="meson ninja-build pkg-config gcc clang clang-14 libclang-rt-14-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
   gstreamer1.0-plugins-base-apps libgstrtspserver-1.0-dev
-  libsoup-3.0-dev libjson-glib-dev libsdl2-dev libsdl2-ttf-dev fonts-dejavu-core libv4l-dev
+  libsoup-3.0-dev libjson-glib-dev libsdl2-dev libsdl2-ttf-dev fonts-dejavu-core libv4l-dev v4l-utils
   xvfb xauth chromium python3 python3-numpy ca-certificates valgrind"
 # Node may come from outside apt (as on the development machines); apt's npm would conflict with it.
 if ! command -v npm >/dev/null 2>&1; then

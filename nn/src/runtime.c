@@ -1,10 +1,12 @@
 /* Sessions: plan one activation arena from tensor lifetimes, then run the
  * live nodes in order. Running never allocates.
  *
- * A session works on its own shallow copy of the model's tensor table, so
- * several sessions can share one (read-only) model: only data pointers
- * differ between the copies. */
+ * The arena layout comes from kn_plan_memory (passes/plan_memory.c):
+ * lifetimes, in-place reuse and aliases. A session works on its own
+ * shallow copy of the model's tensor table, so several sessions can share
+ * one (read-only) model: only data pointers differ between the copies. */
 #include "model_internal.h"
+#include "passes/passes.h"
 #include "threadpool.h"
 
 #include <stdlib.h>
@@ -25,107 +27,8 @@ struct kestrel_session {
   kestrel_tensor *outputs;
 };
 
-typedef struct planned {
-  int tensor;
-  size_t bytes;
-  int first, last; /* node indices; graph inputs start at -1 */
-} planned;
-
-static int by_size_desc(const void *a, const void *b) {
-  const planned *x = a, *y = b;
-  if (x->bytes != y->bytes)
-    return x->bytes < y->bytes ? 1 : -1;
-  return x->tensor - y->tensor;
-}
-
 static size_t align_up(size_t v) {
   return (v + KN_ARENA_ALIGN - 1) & ~(size_t)(KN_ARENA_ALIGN - 1);
-}
-
-/* Greedy by size: place the largest tensors first, each at the lowest
- * offset that does not overlap a placed tensor whose lifetime intersects.
- * Near-optimal for chain-like CNNs and simple; issue 3 refines it. */
-static kestrel_status plan_arena(kn_graph *g, size_t *arena_bytes,
-                                 kestrel_error *err) {
-  int nt = g->num_tensors;
-  planned *p = calloc((size_t)nt + 1, sizeof(planned));
-  int *first = malloc(sizeof(int) * ((size_t)nt + 1));
-  int *last = malloc(sizeof(int) * ((size_t)nt + 1));
-  size_t *offset = NULL;
-  if (!p || !first || !last) {
-    free(p), free(first), free(last);
-    return kn_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, "out of memory planning");
-  }
-  for (int t = 0; t < nt; t++) {
-    first[t] = INT32_MAX;
-    last[t] = -2;
-  }
-  for (int i = 0; i < g->num_inputs; i++) {
-    first[g->inputs[i]] = -1;
-    last[g->inputs[i]] = -1;
-  }
-  for (int i = 0; i < g->num_nodes; i++) {
-    kn_node *n = &g->nodes[i];
-    if (n->dead)
-      continue;
-    for (int k = 0; k < n->num_inputs; k++) {
-      int t = n->inputs[k];
-      if (t >= 0 && last[t] < i)
-        last[t] = i;
-    }
-    for (int k = 0; k < n->num_outputs; k++) {
-      int t = n->outputs[k];
-      if (first[t] > i)
-        first[t] = i;
-      if (last[t] < i)
-        last[t] = i;
-    }
-  }
-  for (int i = 0; i < g->num_outputs; i++)
-    last[g->outputs[i]] = INT32_MAX;
-  int count = 0;
-  for (int t = 0; t < nt; t++) {
-    kn_tensor *x = &g->tensors[t];
-    x->last_use = last[t];
-    if (x->kind == KN_TENSOR_CONSTANT || x->optional_absent ||
-        first[t] == INT32_MAX)
-      continue;
-    p[count].tensor = t;
-    p[count].bytes = align_up(kn_tensor_bytes(x));
-    p[count].first = first[t];
-    p[count].last = last[t];
-    count++;
-  }
-  qsort(p, (size_t)count, sizeof(planned), by_size_desc);
-  offset = malloc(sizeof(size_t) * ((size_t)count + 1));
-  if (!offset) {
-    free(p), free(first), free(last);
-    return kn_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, "out of memory planning");
-  }
-  size_t total = 0;
-  for (int i = 0; i < count; i++) {
-    size_t off = 0;
-    /* Repeat until a pass finds no conflict at `off`. Each bump moves past
-     * a placed block, so this ends after at most i passes. */
-    for (int moved = 1; moved;) {
-      moved = 0;
-      for (int j = 0; j < i; j++) {
-        if (p[j].last < p[i].first || p[i].last < p[j].first)
-          continue; /* lifetimes disjoint */
-        if (off + p[i].bytes <= offset[j] || offset[j] + p[j].bytes <= off)
-          continue; /* memory disjoint */
-        off = offset[j] + p[j].bytes;
-        moved = 1;
-      }
-    }
-    offset[i] = off;
-    g->tensors[p[i].tensor].arena_offset = (int64_t)off;
-    if (off + p[i].bytes > total)
-      total = off + p[i].bytes;
-  }
-  *arena_bytes = total;
-  free(p), free(first), free(last), free(offset);
-  return KESTREL_OK;
 }
 
 static void view_of(kestrel_tensor *v, const kn_tensor *t) {
@@ -171,7 +74,9 @@ kestrel_status kestrel_session_create(const kestrel_model *model,
     memcpy(s->graph.tensors, mg->tensors,
            sizeof(kn_tensor) * (size_t)mg->num_tensors);
   kn_graph *g = &s->graph;
-  kestrel_status st = plan_arena(g, &s->arena_bytes, err);
+  kn_memory_plan plan;
+  kestrel_status st = kn_plan_memory(g, &plan, err);
+  s->arena_bytes = plan.arena_bytes;
   if (st != KESTREL_OK) {
     kestrel_session_free(s);
     return st;

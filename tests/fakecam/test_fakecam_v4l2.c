@@ -460,7 +460,7 @@ static void test_stream_mjpeg(int fd)
     CHECK(poll(&p, 1, 0) == 0, "a frame ready at once: revents %x", p.revents);
     CHECK(poll(&p, 1, 1000) == 1 && (p.revents & POLLIN), "no frame within 1 s");
     double first = now_s() - t0;
-    CHECK(first > 0.02 && first < 0.2, "first frame after %.3f s", first);
+    CHECK(first > 0.02 && first < 0.5, "first frame after %.3f s", first);
 
     tjhandle tj = tjInitDecompress();
     uint32_t last_seq = 0;

@@ -5,7 +5,8 @@
  * sets).
  *
  *   quant_eval TASK MODEL SIDECAR [options] --calib IMG... --eval IMG...
- *     TASK: cls (top-1 agreement on text-line crops), det (probability-map
+ *     TASK: cls (top-1 agreement on text-line crops, also of PaddleOCR's
+ *           rotate decision, label 180 with score >= 0.9), det (probability-map
  *           SNR and text-box F1 at IoU >= 0.5), face (face-box F1)
  *     --shape N,C,H,W   model input shape (det: fixed size, letterboxed)
  *     --method M        minmax | percentile | entropy | mse
@@ -225,6 +226,7 @@ int main(int argc, char **argv) {
       kestrel_session_create(int8, NULL, &sq, &err))
     die("session", &err);
   int agree = 0, tp = 0, nref = 0, ntest = 0;
+  int decide = 0, confident = 0, confident_agree = 0;
   double sig = 0, noise = 0;
   kestrel_result rf = {0}, rq = {0}, keep = {0};
   for (int i = 0; i < ne; i++) {
@@ -252,6 +254,12 @@ int main(int argc, char **argv) {
         aq = b[e] > b[aq] ? e : aq;
       }
       agree += af == aq;
+      /* What PaddleOCR does with it: turn the line only when the class is
+       * "180" with a score of at least cls_thresh = 0.9. */
+      int turn_f = af == 1 && a[1] >= 0.9f, turn_q = aq == 1 && b[1] >= 0.9f;
+      decide += turn_f == turn_q;
+      confident += a[af] >= 0.9f;
+      confident_agree += a[af] >= 0.9f && af == aq;
       continue;
     }
     if (kestrel_decode(&sc, of, no, &es[i].tf, &rf, &err))
@@ -269,7 +277,10 @@ int main(int argc, char **argv) {
          task, qo.dynamic ? "dynamic" : kestrel_calib_method_name(qo.method),
          nc, ne, snr);
   if (is_cls)
-    printf(",\"top1_agreement\":%.4f", agreement);
+    printf(",\"top1_agreement\":%.4f,\"rotate_decision_agreement\":%.4f,"
+           "\"confident_inputs\":%d,\"confident_top1_agreement\":%.4f",
+           agreement, (double)decide / ne, confident,
+           confident ? (double)confident_agree / confident : 1.0);
   else
     printf(",\"boxes_fp32\":%d,\"boxes_int8\":%d,\"matched\":%d,\"f1\":%.4f",
            nref, ntest, tp, f1);

@@ -513,6 +513,54 @@ static void gemm_rows(const fast_job *j, const uint8_t *a, size_t lda,
   epilogue(j, row0 * n, rows * n);
 }
 
+/* im2col rows [r0, r1) (layout of kn_*_im2col in kernels.h): where a
+ * kernel row lies wholly inside the image with dilation 1, its KW taps are
+ * KW * C contiguous input elements, copied at once; that matters for the
+ * first conv of a network (C = 3: nine 3-byte copies per row otherwise).
+ * Other taps go through the kernels' im2col one row at a time. */
+static void im2col_rows(const fast_job *j, size_t r0, size_t r1, uint8_t *buf) {
+  const kn_conv_geometry *g = &j->fg.geo;
+  bool q = kind_is_int8(j->fg.kind);
+  size_t es = q ? 1 : sizeof(float);
+  size_t c = g->in_c, kw = g->kernel_w, run = kw * c * es;
+  size_t row_bytes = j->fg.k * es;
+  if (g->dilation_w != 1 || g->kernel_h * g->kernel_w == 1) {
+    if (q)
+      kn_qs8_im2col(g, (const int8_t *)j->x, (int8_t)j->a_zero, r0, r1,
+                    (int8_t *)buf);
+    else
+      kn_f32_im2col(g, (const float *)j->x, r0, r1, (float *)buf);
+    return;
+  }
+  for (size_t r = r0; r < r1; r++) {
+    size_t oy = r / g->out_w, ox = r % g->out_w;
+    ptrdiff_t ix0 = (ptrdiff_t)(ox * g->stride_w) - (ptrdiff_t)g->pad_left;
+    uint8_t *dst = buf + (r - r0) * row_bytes;
+    if (ix0 < 0 || (size_t)ix0 + kw > g->in_w) {
+      /* Touches the left/right padding: the per-tap path. */
+      if (q)
+        kn_qs8_im2col(g, (const int8_t *)j->x, (int8_t)j->a_zero, r, r + 1,
+                      (int8_t *)dst);
+      else
+        kn_f32_im2col(g, (const float *)j->x, r, r + 1, (float *)dst);
+      continue;
+    }
+    for (size_t ky = 0; ky < g->kernel_h; ky++, dst += run) {
+      ptrdiff_t iy = (ptrdiff_t)(oy * g->stride_h + ky * g->dilation_h) -
+                     (ptrdiff_t)g->pad_top;
+      if (iy < 0 || iy >= (ptrdiff_t)g->in_h) {
+        if (q)
+          memset(dst, (int8_t)j->a_zero, run);
+        else
+          memset(dst, 0, run);
+        continue;
+      }
+      const uint8_t *src = j->x + (((size_t)iy * g->in_w + (size_t)ix0) * c) * es;
+      memcpy(dst, src, run);
+    }
+  }
+}
+
 static void run_gemm_chunk(void *ctx, size_t b, size_t e, int thread) {
   const fast_job *j = ctx;
   size_t es = kind_is_int8(j->fg.kind) ? 1 : sizeof(float);
@@ -528,12 +576,7 @@ static void run_gemm_chunk(void *ctx, size_t b, size_t e, int thread) {
   uint8_t *buf = j->scratch + (size_t)thread * j->slice;
   for (size_t r = b; r < e; r += j->tile) {
     size_t rows = e - r < j->tile ? e - r : j->tile;
-    if (kind_is_int8(j->fg.kind))
-      kn_qs8_im2col(&j->fg.geo, (const int8_t *)j->x, (int8_t)j->a_zero, r,
-                    r + rows, (int8_t *)buf);
-    else
-      kn_f32_im2col(&j->fg.geo, (const float *)j->x, r, r + rows,
-                    (float *)buf);
+    im2col_rows(j, r, r + rows, buf);
     gemm_rows(j, buf, j->fg.k, rows, r);
   }
 }

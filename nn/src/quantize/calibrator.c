@@ -691,7 +691,7 @@ kestrel_status kestrel_quantize(kestrel_calibrator *c, kestrel_model **out,
         continue;
       /* Clipping an answer changes it: outputs keep everything seen. */
       kestrel_calib_method m =
-          c->g->tensors[t].is_output && !getenv("KQ_OUTCLIP") ? KESTREL_CALIB_MINMAX : c->opt.method;
+          c->g->tensors[t].is_output ? KESTREL_CALIB_MINMAX : c->opt.method;
       kq_stats_range(s, m, c->opt.percentile, &c->ranges[t].lo,
                      &c->ranges[t].hi);
       c->ranges[t].has_range = 1;

@@ -6,7 +6,7 @@ recorded videos, compared with committed golden JSON lines, and bad inputs.
   offline_test.py bad truncated|garbage   damaged videos end cleanly
   offline_test.py make-golden             (re)write tests/golden/*.jsonl
   offline_test.py render VIDEO OUT_DIR FRAME...   PNGs with kestreloverlay
-  offline_test.py metrics GOLDEN.jsonl RUN.jsonl  F1 and id switches
+  offline_test.py metrics VIDEO GOLDEN.jsonl RUN.jsonl   F1 and id switches
 
 Environment (set by meson): KESTREL_SOURCE_DIR, KESTREL_BUILD_DIR,
 KESTREL_CACHE, GST_PLUGIN_PATH, GST_REGISTRY. The INT8 model is
@@ -168,39 +168,109 @@ def f1(golden, run_frames):
     return score, tp, fp, fn
 
 
-def id_switches(frames, max_gap=15):
-    """Identity errors of the tracker's ids against continuity of the boxes.
+def near(a, b):
+    """Same object? Overlapping enough, or centres closer than half a box."""
+    if iou(a, b) >= 0.3:
+        return True
+    size = max(a[2] - a[0], a[3] - a[1], b[2] - b[0], b[3] - b[1])
+    dx = (a[0] + a[2] - b[0] - b[2]) / 2
+    dy = (a[1] + a[3] - b[1] - b[3]) / 2
+    return (dx * dx + dy * dy) ** 0.5 < 0.5 * size
 
-    A reference follows each object by linking detections frame to frame
-    (IoU >= 0.5 with the object's last box, gaps up to max_gap frames). A
-    switch is a linked object whose track id changes; a transfer is a track
-    id that is seen on more than one reference object. Returns
-    (switches + transfers, switches, transfers, reference objects)."""
-    chains = []            # [last_box, last_frame, last_id]
-    id_chains = {}
-    switches = 0
+
+def load_plan(path):
+    """faces-720p.plan.txt: frame -> (photo, left, top, width, height)."""
+    plan = {}
+    with open(path) as f:
+        for line in f:
+            n, photo, left, top, w, h = (int(x) for x in line.split())
+            plan[n] = (photo, left, top, w, h)
+    return plan
+
+
+def identities_from_plan(frames, plan):
+    """Which face each detection is, from where it sits in its photo.
+
+    The clip pans and zooms over still photos: mapped back into photo
+    pixels, a face keeps its place, so detections that land near each
+    other in the same photo are the same face."""
+    faces = {}             # photo -> [box in photo pixels]
+    out = []
     for n, fr in enumerate(frames):
-        dets = fr["objects"]
+        if n not in plan:
+            raise Failure("frame %d is not in the clip's plan" % n)
+        photo, left, top, w, h = plan[n]
+        sx, sy = w / fr["width"], h / fr["height"]
+        ids = []
+        for o in fr["objects"]:
+            b = box(o)
+            pb = (left + b[0] * sx, top + b[1] * sy, left + b[2] * sx, top + b[3] * sy)
+            known = faces.setdefault(photo, [])
+            match = next((k for k, f in enumerate(known) if near(f, pb)), None)
+            if match is None:
+                known.append(pb)
+                match = len(known) - 1
+            ids.append((photo, match))
+        out.append(ids)
+    return out
+
+
+def identities_from_continuity(frames, max_gap=15):
+    """Which object each detection is, for videos without ground truth: a
+    detection continues the object whose last box (seen up to max_gap frames
+    before) is near it, closest first."""
+    chains = []            # [last box, last frame]
+    out = []
+    for n, fr in enumerate(frames):
+        boxes = [box(o) for o in fr["objects"]]
         live = [k for k, c in enumerate(chains) if n - c[1] <= max_gap]
-        matches = greedy_match([chains[k][0] for k in live], [box(o) for o in dets], MATCH_IOU)
-        det_chain = {}
-        for i, j in matches:
-            det_chain[j] = live[i]
-        for j, o in enumerate(dets):
-            if j not in det_chain:
-                chains.append([box(o), n, None])
-                det_chain[j] = len(chains) - 1
-            c = chains[det_chain[j]]
-            c[0], c[1] = box(o), n
+        pairs = sorted(((iou(chains[k][0], b), k, j) for k in live
+                        for j, b in enumerate(boxes) if near(chains[k][0], b)), reverse=True)
+        taken, det = set(), {}
+        for _, k, j in pairs:
+            if k in taken or j in det:
+                continue
+            taken.add(k)
+            det[j] = k
+        ids = []
+        for j, b in enumerate(boxes):
+            if j not in det:
+                chains.append([b, n])
+                det[j] = len(chains) - 1
+            chains[det[j]][0], chains[det[j]][1] = b, n
+            ids.append(det[j])
+        out.append(ids)
+    return out
+
+
+def id_switches(frames, identities):
+    """Identity errors of the tracker's ids against reference identities.
+
+    A switch: an object's track id changes from one sighting to the next
+    (untracked sightings skipped). A reuse: one track id on two objects.
+    Returns (switches + reuses, switches, reuses, objects)."""
+    last = {}
+    objects_of_id = {}
+    switches = 0
+    for fr, ids in zip(frames, identities):
+        for o, ident in zip(fr["objects"], ids):
             tid = o.get("track_id")
             if tid is None:
                 continue
-            if c[2] is not None and c[2] != tid:
+            if ident in last and last[ident] != tid:
                 switches += 1
-            c[2] = tid
-            id_chains.setdefault(tid, set()).add(det_chain[j])
-    transfers = sum(len(s) - 1 for s in id_chains.values())
-    return switches + transfers, switches, transfers, len(chains)
+            last[ident] = tid
+            objects_of_id.setdefault(tid, set()).add(ident)
+    reuses = sum(len(v) - 1 for v in objects_of_id.values())
+    objects = len({i for ids in identities for i in ids})
+    return switches + reuses, switches, reuses, objects
+
+
+def identity_errors(key, frames):
+    if key == "faces":
+        plan = load_plan(cache("clips/faces-720p.plan.txt"))
+        return id_switches(frames, identities_from_plan(frames, plan))
+    return id_switches(frames, identities_from_continuity(frames))
 
 
 def describe(frames):
@@ -216,7 +286,7 @@ def case_golden(key):
     golden_path = need(os.path.join(SOURCE, GOLDEN[key]), "golden file")
     golden = load(golden_path)
     os.makedirs(WORK, exist_ok=True)
-    g_err, g_sw, g_tr, g_obj = id_switches(golden)
+    g_err, g_sw, g_tr, g_obj = identity_errors(key, golden)
     print("golden %s: %s; id switches %d (%d changed ids, %d reused ids) over %d objects"
           % (key, describe(golden), g_err, g_sw, g_tr, g_obj))
     failures = []
@@ -235,7 +305,7 @@ def case_golden(key):
     int8 = detect_run(video, model, a)
     detect_run(video, model, b)
     score, tp, fp, fn = f1(golden, int8)
-    err, sw, tr, nobj = id_switches(int8)
+    err, sw, tr, nobj = identity_errors(key, int8)
     print("INT8 (%s): %s" % (os.path.basename(model), describe(int8)))
     print("INT8 vs golden: F1 %.4f (tp %d fp %d fn %d); id switches %d (%d changed, %d reused) "
           "over %d objects, golden %d" % (score, tp, fp, fn, err, sw, tr, nobj, g_err))
@@ -309,7 +379,7 @@ def case_make_golden():
         out = os.path.join(SOURCE, GOLDEN[key])
         os.makedirs(os.path.dirname(out), exist_ok=True)
         frames = detect_run(cache(VIDEOS[key]), cache(FP32_MODEL), out)
-        err, sw, tr, nobj = id_switches(frames)
+        err, sw, tr, nobj = identity_errors(key, frames)
         print("%s: %s; id switches %d (%d changed, %d reused) over %d objects"
               % (out, describe(frames), err, sw, tr, nobj))
 
@@ -339,10 +409,11 @@ def main(argv):
             case_make_golden()
         elif len(argv) >= 4 and argv[1] == "render" and argv[2] in VIDEOS:
             case_render(argv[2], argv[3], [int(x) for x in argv[4:]])
-        elif len(argv) == 4 and argv[1] == "metrics":
-            g, r = load(argv[2]), load(argv[3])
+        elif len(argv) == 5 and argv[1] == "metrics" and argv[2] in VIDEOS:
+            g, r = load(argv[3]), load(argv[4])
             print("F1 %.4f (tp %d fp %d fn %d)" % f1(g, r))
-            print("id switches: golden %d, run %d" % (id_switches(g)[0], id_switches(r)[0]))
+            print("id switches (total, changed, reused, objects): golden %s, run %s"
+                  % (identity_errors(argv[2], g), identity_errors(argv[2], r)))
         else:
             print(__doc__, file=sys.stderr)
             return 2
