@@ -38,10 +38,11 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 model=${KESTREL_INT8_FACE_MODEL:-}
-if [ -z "$model" ]; then
-    model=$(ls "$CACHE"/compiled/*full_range*int8*.kestrel "$CACHE"/compiled/*full_range*.kestrel \
-        2>/dev/null | head -n 1 || true)
-fi
+for pattern in '*full_range*int8*.kestrel' '*full_range*.kestrel'; do
+    [ -z "$model" ] || break
+    # shellcheck disable=SC2086
+    model=$(ls "$CACHE"/compiled/$pattern 2>/dev/null | grep -v sparse | head -n 1 || true)
+done
 if [ -z "$model" ]; then
     model=$work/face_detection_full_range.int8.kestrel
     echo "note: no INT8 model in $CACHE/compiled; quantizing one with kestrel quantize" >&2

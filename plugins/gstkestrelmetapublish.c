@@ -88,7 +88,7 @@ static void
 json_string (GString * out, const gchar * s)
 {
   g_string_append_c (out, '"');
-  for (const guchar * p = (const guchar *) (s ? s : ""); *p; p++) {
+  for (const guchar * p = (const guchar *)(s ? s : ""); *p; p++) {
     switch (*p) {
       case '"':
         g_string_append (out, "\\\"");
@@ -373,8 +373,7 @@ gst_kestrel_meta_publish_set_caps (GstBaseTransform * trans, GstCaps * incaps,
 }
 
 static gboolean
-gst_kestrel_meta_publish_sink_event (GstBaseTransform * trans,
-    GstEvent * event)
+gst_kestrel_meta_publish_sink_event (GstBaseTransform * trans, GstEvent * event)
 {
   GstKestrelMetaPublish *self = GST_KESTREL_META_PUBLISH (trans);
 
@@ -502,13 +501,11 @@ gst_kestrel_meta_publish_class_init (GstKestrelMetaPublishClass * klass)
   gst_element_class_set_static_metadata (element_class,
       "Kestrel metadata publisher", "Filter/Metadata/Video",
       "Writes the objects, track ids and classes attached to each frame as "
-      "JSON lines; passes the frames through unchanged",
-      "Kestrel developers");
+      "JSON lines; passes the frames through unchanged", "Kestrel developers");
 
   trans_class->start = GST_DEBUG_FUNCPTR (gst_kestrel_meta_publish_start);
   trans_class->stop = GST_DEBUG_FUNCPTR (gst_kestrel_meta_publish_stop);
-  trans_class->set_caps =
-      GST_DEBUG_FUNCPTR (gst_kestrel_meta_publish_set_caps);
+  trans_class->set_caps = GST_DEBUG_FUNCPTR (gst_kestrel_meta_publish_set_caps);
   trans_class->sink_event =
       GST_DEBUG_FUNCPTR (gst_kestrel_meta_publish_sink_event);
   trans_class->transform_ip =

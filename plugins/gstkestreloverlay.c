@@ -312,10 +312,8 @@ gst_kestrel_overlay_transform_frame_ip (GstVideoFilter * filter,
     canvas.strides[p] = has ? GST_VIDEO_FRAME_PLANE_STRIDE (frame, p) : 0;
   }
   /* 2 px lines and 10x14 px glyphs at 720p (height / 360, rounded). */
-  thickness = set.thickness > 0 ? set.thickness
-      : MAX (1, (height + 180) / 360);
-  scale = set.font_scale > 0 ? set.font_scale
-      : MAX (1, (height + 180) / 360);
+  thickness = set.thickness > 0 ? set.thickness : MAX (1, (height + 180) / 360);
+  scale = set.font_scale > 0 ? set.font_scale : MAX (1, (height + 180) / 360);
   frame_text_y = scale;
 
   while ((meta = gst_buffer_iterate_meta_filtered (frame->buffer, &state,
@@ -534,8 +532,7 @@ gst_kestrel_overlay_class_init (GstKestrelOverlayClass * klass)
   g_object_class_install_property (gobject_class, PROP_THICKNESS,
       g_param_spec_int ("thickness", "Thickness",
           "Box line width in pixels (0: frame height / 360, rounded, at "
-          "least 1)",
-          0, 64, DEFAULT_THICKNESS, flags));
+          "least 1)", 0, 64, DEFAULT_THICKNESS, flags));
   g_object_class_install_property (gobject_class, PROP_FONT_SCALE,
       g_param_spec_int ("font-scale", "Font scale",
           "Size of a font pixel in frame pixels; glyphs are 5x7 font pixels "

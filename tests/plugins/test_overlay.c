@@ -119,8 +119,7 @@ GST_START_TEST (test_draw_rect_every_format)
         gboolean edge = inside && (x < 12 || x >= 28 || y < 10 || y >= 22);
         fail_unless_equals_int (luma_changed (&f, x, y), edge);
         if (edge)
-          fail_unless (pixel_changed (&f, x, y), "%s: %d,%d", formats[i], x,
-              y);
+          fail_unless (pixel_changed (&f, x, y), "%s: %d,%d", formats[i], x, y);
       }
     gst_video_frame_unmap (&f);
     gst_buffer_unref (buf);
@@ -191,8 +190,7 @@ GST_START_TEST (test_draw_clipping)
       fail_unless (gst_video_frame_map (&f, &info, buf, GST_MAP_READWRITE));
       canvas_from_frame (&c, &f, i);
       kestrel_draw_rect (&c, -5, -5, 10000, 10000, 3, white);
-      kestrel_draw_rect (&c, G_MAXINT - 2, G_MAXINT - 2, G_MAXINT, 5, 2,
-          white);
+      kestrel_draw_rect (&c, G_MAXINT - 2, G_MAXINT - 2, G_MAXINT, 5, 2, white);
       kestrel_draw_fill (&c, G_MININT, G_MININT, G_MAXINT, G_MAXINT, white);
       kestrel_draw_fill (&c, 0, 0, -4, 3, white);
       kestrel_draw_point (&c, sizes[s][0] - 1, sizes[s][1] - 1, 4, white);
@@ -313,8 +311,7 @@ GST_START_TEST (test_overlay_every_format)
     fail_unless (out != NULL, "%s: no output", formats[i]);
     fail_unless (gst_video_frame_map (&f, &info, out, GST_MAP_READ));
     for (gint x = 100; x < 160; x += 3) {
-      fail_unless (luma_changed (&f, x, 80), "%s: top edge %d", formats[i],
-          x);
+      fail_unless (luma_changed (&f, x, 80), "%s: top edge %d", formats[i], x);
       fail_unless (luma_changed (&f, x, 129), "%s: bottom edge", formats[i]);
     }
     for (gint y = 80; y < 130; y += 3) {
@@ -465,8 +462,7 @@ GST_START_TEST (test_overlay_frame_classes_and_empty)
       240);
   gst_video_region_of_interest_meta_add_param (m,
       gst_structure_new ("softmax_0.tmp_0", "label", G_TYPE_STRING, "180",
-          "label_id", G_TYPE_INT, 1, "confidence", G_TYPE_DOUBLE, 0.93,
-          NULL));
+          "label_id", G_TYPE_INT, 1, "confidence", G_TYPE_DOUBLE, 0.93, NULL));
   out = gst_harness_push_and_pull (h, buf);
   {
     GstVideoFrame f;

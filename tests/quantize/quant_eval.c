@@ -11,7 +11,9 @@
  *     --shape N,C,H,W   model input shape (det: fixed size, letterboxed)
  *     --method M        minmax | percentile | entropy | mse
  *     --dynamic         dynamic quantization instead of calibration
- *     --min-agree X --min-snr DB --min-f1 X   fail (exit 1) below these
+ *     --min-agree X --min-decision X --min-confident X (top-1 agreement
+ *     where FP32 scores >= 0.9, at least 5 such) --min-snr DB --min-f1 X
+ *                       fail (exit 1) below these
  *     --report DIR      per-layer report of the quantized model
  *     --export-onnx F   also write the INT8 model as ONNX QDQ
  * Prints one JSON line with the measurements. */
@@ -147,7 +149,8 @@ int main(int argc, char **argv) {
   const char *task = argv[1], *model_path = argv[2], *sc_path = argv[3];
   kestrel_quantize_options qo = kestrel_quantize_options_default();
   kestrel_load_options lo = kestrel_load_options_default();
-  double min_agree = -1, min_snr = -INFINITY, min_f1 = -1;
+  double min_agree = -1, min_snr = -INFINITY, min_f1 = -1, min_decision = -1;
+  double min_confident = -1;
   const char *report = NULL, *onnx = NULL;
   char **calib = NULL, **eval = NULL;
   int ncalib = 0, neval = 0;
@@ -167,6 +170,10 @@ int main(int argc, char **argv) {
       qo.target_snr_db = atof(argv[++i]);
     } else if (!strcmp(a, "--min-agree") && i + 1 < argc) {
       min_agree = atof(argv[++i]);
+    } else if (!strcmp(a, "--min-confident") && i + 1 < argc) {
+      min_confident = atof(argv[++i]);
+    } else if (!strcmp(a, "--min-decision") && i + 1 < argc) {
+      min_decision = atof(argv[++i]);
     } else if (!strcmp(a, "--min-snr") && i + 1 < argc) {
       min_snr = atof(argv[++i]);
     } else if (!strcmp(a, "--min-f1") && i + 1 < argc) {
@@ -289,6 +296,13 @@ int main(int argc, char **argv) {
   if (is_cls && min_agree >= 0 && agreement < min_agree)
     fail = fprintf(stderr, "FAIL: top-1 agreement %.4f < %.4f\n", agreement,
                    min_agree);
+  if (is_cls && min_decision >= 0 && (double)decide / ne < min_decision)
+    fail = fprintf(stderr, "FAIL: rotate-decision agreement %.4f < %.4f\n",
+                   (double)decide / ne, min_decision);
+  if (is_cls && min_confident >= 0 &&
+      (confident < 5 || (double)confident_agree / confident < min_confident))
+    fail = fprintf(stderr, "FAIL: %d confident inputs, agreement %d\n",
+                   confident, confident_agree);
   if (snr < min_snr)
     fail = fprintf(stderr, "FAIL: output SNR %.2f dB < %.2f\n", snr, min_snr);
   if (!is_cls && min_f1 >= 0 && f1 < min_f1)

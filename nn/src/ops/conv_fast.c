@@ -469,16 +469,9 @@ static void epilogue(const fast_job *j, size_t off, size_t count) {
     return;
   }
 #undef PICK
-  if (j->post_act) {
-    if (act_is_clamp(j->act.kind)) {
-      for (size_t i = 0; i < count; i++)
-        y[i] = y[i] < j->act_lo ? j->act_lo
-                                : (y[i] > j->act_hi ? j->act_hi : y[i]);
-    } else {
-      for (size_t i = 0; i < count; i++)
-        y[i] = act_f32(&j->act, y[i]);
-    }
-  }
+  if (j->post_act) /* sigmoid, tanh, leaky relu, hardsigmoid */
+    for (size_t i = 0; i < count; i++)
+      y[i] = act_f32(&j->act, y[i]);
 }
 
 /* The GEMM kernels walk all N for each small tile of rows, so the packed

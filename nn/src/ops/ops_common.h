@@ -89,14 +89,18 @@ static inline bool kn_is_q8(kestrel_dtype dt) {
   return dt == KESTREL_DTYPE_I8 || dt == KESTREL_DTYPE_U8;
 }
 
-/* Round half to even: the default FP rounding mode does exactly that. */
+/* Round half to even: the default FP rounding mode does exactly that.
+ * Results are clamped to +-2^40, far outside every quantized range yet far
+ * from int64 overflow, so callers may add a zero point before saturating
+ * (an infinite input would otherwise overflow there). */
+#define KN_ROUND_LIMIT 1099511627776.0 /* 2^40 */
 static inline int64_t kn_round_even(double v) {
   if (!(v == v))
     return 0;
-  if (v > 9.0e18)
-    return INT64_MAX;
-  if (v < -9.0e18)
-    return INT64_MIN;
+  if (v > KN_ROUND_LIMIT)
+    return (int64_t)KN_ROUND_LIMIT;
+  if (v < -KN_ROUND_LIMIT)
+    return -(int64_t)KN_ROUND_LIMIT;
   return (int64_t)nearbyint(v);
 }
 

@@ -246,6 +246,7 @@ static bool activation_of(kn_graph *g, const kn_node *n, act_desc *a) {
 static bool producer_takes(const kn_node *p, int kind) {
   switch (p->op) {
   case KN_OP_CONV:
+  case KN_OP_CONV_TRANSPOSE:
   case KN_OP_GEMM: return true;
   case KN_OP_ADD: return kind != KN_ACT_HARDSIGMOID;
   default: return false;

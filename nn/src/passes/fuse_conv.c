@@ -264,7 +264,7 @@ static bool channel_values(const kn_tensor *c, int r, int axis, int64_t m,
   return true;
 }
 
-kestrel_status kn_pass_fuse_conv_mul_add(kn_graph *g, int *changed,
+static kestrel_status fold_mul_add_sweep(kn_graph *g, int *changed,
                                          kestrel_error *err) {
   for (int i = 0; i < g->num_nodes; i++) {
     kn_node *n = &g->nodes[i];
@@ -329,6 +329,26 @@ kestrel_status kn_pass_fuse_conv_mul_add(kn_graph *g, int *changed,
       (*changed)++;
       break;
     }
+  }
+  return KESTREL_OK;
+}
+
+/* A folded bias Add can expose a BatchNorm behind it (PP-OCR det's head:
+ * ConvTranspose -> Add(bias) -> BatchNormalization, which ran as float and
+ * split the int8 graph), and a folded BatchNorm a Mul/Add behind it: sweep
+ * both until neither changes anything. */
+kestrel_status kn_pass_fuse_conv_mul_add(kn_graph *g, int *changed,
+                                         kestrel_error *err) {
+  for (int round = 0; round < 16; round++) {
+    int mul_add = 0, bn = 0;
+    kestrel_status st = fold_mul_add_sweep(g, &mul_add, err);
+    if (st == KESTREL_OK && mul_add)
+      st = kn_pass_fuse_conv_batchnorm(g, &bn, err);
+    if (st != KESTREL_OK)
+      return st;
+    *changed += mul_add + bn;
+    if (!bn)
+      break;
   }
   return KESTREL_OK;
 }

@@ -261,9 +261,16 @@ static op_class class_of(const kn_graph *g, const kn_node *n) {
   case KN_OP_ROUND: case KN_OP_IDENTITY: case KN_OP_CAST:
   case KN_OP_QUANTIZE_LINEAR: case KN_OP_DEQUANTIZE_LINEAR:
     if (n->op == KN_OP_QUANTIZE_LINEAR || n->op == KN_OP_DEQUANTIZE_LINEAR) {
-      /* Per-axis (de)quantization keeps an axis attribute: leave it. */
+      /* Per-tensor (de)quantization is element-wise, so any layout does;
+       * per-axis keeps an axis attribute: leave it. Without a scale input
+       * the parameters are the quantized tensor's own (Q: output, DQ:
+       * input), as the quantizer writes them. */
       const kn_tensor *sc = kn_in((kn_graph *)g, n, 1);
-      if (!sc || kn_tensor_numel(sc) != 1)
+      int qt = n->op == KN_OP_QUANTIZE_LINEAR ? n->outputs[0] : n->inputs[0];
+      if (sc ? kn_tensor_numel(sc) != 1
+             : (qt < 0 || g->tensors[qt].q_count != 1))
+        return CLASS_OTHER;
+      if (kn_attr_int(n, "dynamic", 0))
         return CLASS_OTHER;
     }
     return CLASS_UNARY;

@@ -53,7 +53,7 @@ kestrel_quantize_options kestrel_quantize_options_default(void) {
   memset(&o, 0, sizeof(o));
   /* Chosen by measurement on held-out photos (docs/BENCHMARKS.md,
    * "Quantization"). */
-  o.method = KESTREL_CALIB_PERCENTILE;
+  o.method = KESTREL_CALIB_MSE;
   o.percentile = 99.99;
   return o;
 }

@@ -189,16 +189,36 @@ static kestrel_status rewrite(kn_graph *q, int i, kestrel_error *err) {
   int m1[2] = {xs, wsc};
   if (add_node(q, KN_OP_MUL, base, "_scale_mul", m1, 2, &sc, 1) < 0)
     goto oom;
+  /* Element-wise ops cannot fuse HardSigmoid: it becomes its own node. */
+  n = &q->nodes[i];
+  bool hsig = kn_attr_int(n, "activation", KN_ACT_NONE) == KN_ACT_HARDSIGMOID;
+  float hs_alpha = kn_attr_float(n, "activation_alpha", 0.2f);
+  float hs_beta = kn_attr_float(n, "activation_beta", 0.5f);
+  int last = y;
+  if (hsig && (last = add_named(q, base, "_preact")) < 0)
+    goto oom;
   int m2[2] = {accf, sc};
-  k = add_node(q, KN_OP_MUL, base, "_rescale", m2, 2, bt >= 0 ? &scaled : &y,
-               1);
+  k = add_node(q, KN_OP_MUL, base, "_rescale", m2, 2,
+               bt >= 0 ? &scaled : &last, 1);
   if (k < 0)
     goto oom;
   if (bt >= 0) {
     int a2[2] = {scaled, bc};
-    k = add_node(q, KN_OP_ADD, base, "_bias_add", a2, 2, &y, 1);
+    k = add_node(q, KN_OP_ADD, base, "_bias_add", a2, 2, &last, 1);
     if (k < 0)
       goto oom;
+  }
+  if (hsig) {
+    int h = add_node(q, KN_OP_HARDSIGMOID, base, "_hardsigmoid", &last, 1,
+                     &y, 1);
+    if (h < 0)
+      goto oom;
+    kn_node_set_float(&q->nodes[h], "alpha", hs_alpha);
+    kn_node_set_float(&q->nodes[h], "beta", hs_beta);
+    q->nodes[i].dead = true;
+    q->nodes[i].num_inputs = 0;
+    q->nodes[i].num_outputs = 0;
+    goto out;
   }
   /* The fused activation moves to the last element-wise node. */
   n = &q->nodes[i];

@@ -70,10 +70,12 @@ def int8_model():
     if env:
         return need(env, "KESTREL_INT8_FACE_MODEL")
     compiled = os.path.join(CACHE, "compiled")
-    found = sorted(glob.glob(os.path.join(compiled, "*full_range*int8*.kestrel"))
-                   + glob.glob(os.path.join(compiled, "*full_range*.kestrel")))
-    if found:
-        return found[0]
+    # An INT8 file by name first, else any compiled full-range model.
+    for pattern in ("*full_range*int8*.kestrel", "*full_range*.kestrel"):
+        found = sorted(p for p in glob.glob(os.path.join(compiled, pattern))
+                       if "sparse" not in os.path.basename(p))
+        if found:
+            return found[0]
     out = os.path.join(WORK, "face_detection_full_range.int8.kestrel")
     if not os.path.exists(out):
         cli = need(os.path.join(BUILD, "nn", "kestrel"), "the kestrel CLI")

@@ -267,8 +267,7 @@ GST_START_TEST (test_full_pipeline)
   fail_unless (frames >= 270, "only %u frames", frames);
   fail_unless (checked_boxes > 100, "only %u boxes checked", checked_boxes);
   fail_unless (far_count > 0 && far_sum / far_count < 10.0,
-      "pixels far from boxes changed by %.2f on average",
-      far_sum / far_count);
+      "pixels far from boxes changed by %.2f on average", far_sum / far_count);
 
   gst_element_set_state (pa, GST_STATE_NULL);
   gst_element_set_state (pb, GST_STATE_NULL);
