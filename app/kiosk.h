@@ -118,6 +118,8 @@ GstElement *kiosk_pipeline_appsink(KioskPipeline *p);
 GstElement *kiosk_pipeline_detect(KioskPipeline *p); /* NULL without a model */
 gboolean kiosk_pipeline_is_source(KioskPipeline *p, GstObject *obj);
 void kiosk_pipeline_set_overlay(KioskPipeline *p, gboolean on);
+/* Adds every tracker id seen so far to the set `into` (ids as GINT_TO_POINTER). */
+void kiosk_pipeline_collect_tracks(KioskPipeline *p, GHashTable *into);
 
 /* --- display.c: SDL2 window, YUV textures, HUD --- */
 

@@ -314,6 +314,7 @@ static void drop_pipeline(Kiosk *k) {
     k->inference_sum += mean * (double)n;
     k->inferences += n;
   }
+  kiosk_pipeline_collect_tracks(k->pipe, k->track_ids);
   kiosk_pipeline_free(k->pipe); /* sets it to NULL first: devices closed, threads joined */
   k->pipe = NULL;
 }
@@ -522,19 +523,6 @@ static void save_snapshot(Kiosk *k, const char *name) {
   }
 }
 
-static void note_tracks(Kiosk *k, GstBuffer *buf) {
-  gpointer state = NULL;
-  GstMeta *meta;
-  while ((meta = gst_buffer_iterate_meta_filtered(buf, &state,
-                                                  GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))) {
-    GstStructure *s = gst_video_region_of_interest_meta_get_param(
-        (GstVideoRegionOfInterestMeta *)meta, "object_id");
-    int id;
-    if (s && gst_structure_get_int(s, "id", &id))
-      g_hash_table_add(k->track_ids, GINT_TO_POINTER(id));
-  }
-}
-
 /* Capture to display: the buffer's running time is when the camera took it
  * (v4l2src maps the driver's timestamp onto the pipeline clock). */
 static void note_latency(Kiosk *k, GstSample *sample) {
@@ -642,7 +630,6 @@ static void on_frame(Kiosk *k, GstSample *sample) {
   if (k->last_sample)
     gst_sample_unref(k->last_sample);
   k->last_sample = sample;
-  note_tracks(k, gst_sample_get_buffer(sample));
 
   if (k->display)
     kiosk_display_upload(k->display, sample);
@@ -1061,9 +1048,12 @@ int main(int argc, char **argv) {
       if (done && k.screenshot && k.display)
         write_screenshot_info(&k);
       note_latency(&k, sample);
-    } else if (k.dirty || g_get_monotonic_time() - k.last_render_us > IDLE_REDRAW_US) {
-      render(&k, NULL);
+    } else if (k.dirty || g_get_monotonic_time() - k.last_render_us > IDLE_REDRAW_US ||
+               limits_reached(&k)) {
       done = limits_reached(&k);
+      render(&k, done ? k.screenshot : NULL);
+      if (done && k.screenshot && k.display)
+        write_screenshot_info(&k);
     }
     if (k.headless && k.unlimited)
       print_status(&k);

@@ -22,6 +22,8 @@ struct KioskPipeline {
   GstElement *pipeline, *source, *convert, *detect, *overlay, *appsink;
   gulong probe_id;
   gint overlay_on; /* atomic: read on the streaming thread */
+  GMutex lock;
+  GHashTable *track_ids; /* under lock: every tracker id seen */
 };
 
 static GstElement *make(const char *factory, const char *name, GError **error) {
@@ -51,14 +53,26 @@ static void on_pad_added(GstElement *decodebin, GstPad *pad, gpointer user_data)
  * key): the element stays in place, so turning it back on is instant. */
 static GstPadProbeReturn overlay_probe(GstPad *pad, GstPadProbeInfo *info, gpointer user_data) {
   KioskPipeline *p = user_data;
+  GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+  GstMeta *meta;
+  gpointer state = NULL;
+  /* Tracker ids are counted here, before the o key can strip them. */
+  g_mutex_lock(&p->lock);
+  while ((meta = gst_buffer_iterate_meta_filtered(buf, &state,
+                                                  GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))) {
+    GstStructure *s = gst_video_region_of_interest_meta_get_param(
+        (GstVideoRegionOfInterestMeta *)meta, "object_id");
+    int id;
+    if (s && gst_structure_get_int(s, "id", &id) && g_hash_table_size(p->track_ids) < 1000000)
+      g_hash_table_add(p->track_ids, GINT_TO_POINTER(id));
+  }
+  g_mutex_unlock(&p->lock);
   if (g_atomic_int_get(&p->overlay_on))
     return GST_PAD_PROBE_OK;
-  GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
   if (!gst_buffer_get_meta(buf, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))
     return GST_PAD_PROBE_OK;
   buf = gst_buffer_make_writable(buf);
-  GstMeta *meta;
-  gpointer state = NULL;
+  state = NULL;
   GPtrArray *gone = g_ptr_array_new();
   while ((meta = gst_buffer_iterate_meta_filtered(buf, &state,
                                                   GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)))
@@ -196,6 +210,8 @@ KioskPipeline *kiosk_pipeline_new(const KioskConfig *cfg, const KioskSource *src
                                   const char *sidecar, gboolean headless, GError **error) {
   KioskPipeline *p = g_new0(KioskPipeline, 1);
   GstCaps *raw = NULL;
+  g_mutex_init(&p->lock);
+  p->track_ids = g_hash_table_new(NULL, NULL);
   p->pipeline = gst_pipeline_new("kestrel-kiosk");
   p->overlay_on = cfg->overlay;
   if (!build_source(p, cfg, src, error))
@@ -262,6 +278,8 @@ void kiosk_pipeline_free(KioskPipeline *p) {
     return;
   gst_element_set_state(p->pipeline, GST_STATE_NULL);
   gst_object_unref(p->pipeline);
+  g_hash_table_unref(p->track_ids);
+  g_mutex_clear(&p->lock);
   g_free(p);
 }
 
@@ -284,4 +302,14 @@ gboolean kiosk_pipeline_is_source(KioskPipeline *p, GstObject *obj) {
 
 void kiosk_pipeline_set_overlay(KioskPipeline *p, gboolean on) {
   g_atomic_int_set(&p->overlay_on, on);
+}
+
+void kiosk_pipeline_collect_tracks(KioskPipeline *p, GHashTable *into) {
+  GHashTableIter it;
+  gpointer id;
+  g_mutex_lock(&p->lock);
+  g_hash_table_iter_init(&it, p->track_ids);
+  while (g_hash_table_iter_next(&it, &id, NULL))
+    g_hash_table_add(into, id);
+  g_mutex_unlock(&p->lock);
 }

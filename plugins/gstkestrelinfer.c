@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "gstkestrelinfer.h"
+#include "kestreljpeg.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_kestrel_infer_debug);
 #define GST_CAT_DEFAULT gst_kestrel_infer_debug
@@ -51,6 +52,8 @@ GST_DEBUG_CATEGORY_STATIC (gst_kestrel_infer_debug);
 #define TIMING_RING 512
 /* Wait for a fresh result when the frame rate is unknown. */
 #define DEFAULT_ASYNC_WAIT (10 * GST_MSECOND)
+/* At most one bad-JPEG warning per this many microseconds. */
+#define BAD_FRAME_WARNING_US (5 * G_USEC_PER_SEC)
 
 enum
 {
@@ -116,9 +119,14 @@ typedef struct
   KestrelInferJob *mailbox;
   KestrelInferResult *latest;
   gboolean warned_failure;
+  /* image/jpeg input (frame path, docs/frame-path.md): the model sees a
+   * DCT-domain reduced decode; the JPEG passes on untouched. */
+  gboolean jpeg;
+  KestrelJpeg *jpeg_decoder;    /* the inference thread's */
+  gint64 last_bad_warning;
 
   /* statistics */
-  guint64 frames, inferences, dropped;
+  guint64 frames, inferences, dropped, bad_frames;
   gdouble ms_sum;
   gdouble ms_ring[TIMING_RING];
   guint ms_count;
@@ -131,7 +139,8 @@ G_DEFINE_ABSTRACT_TYPE_WITH_PRIVATE (GstKestrelInfer, gst_kestrel_infer,
 #define GET_PRIV(self) \
   ((GstKestrelInferPrivate *) gst_kestrel_infer_get_instance_private (self))
 
-#define KESTREL_CAPS GST_VIDEO_CAPS_MAKE ("{ I420, NV12, YUY2, RGB, BGR, RGBx, BGRx }")
+#define KESTREL_CAPS GST_VIDEO_CAPS_MAKE ("{ I420, NV12, YUY2, RGB, BGR, RGBx, BGRx }") \
+    "; image/jpeg, width = (int) [ 1, 16384 ], height = (int) [ 1, 16384 ]"
 
 GType
 gst_kestrel_infer_mode_get_type (void)
@@ -697,6 +706,93 @@ record_timing_locked (GstKestrelInferPrivate * priv, gdouble ms)
   priv->ms_count++;
 }
 
+/* The DCT scale for the model: the smallest picture (1/8 .. 1/1) that still
+ * has as many pixels across every region as the tensor gives it. */
+static gint
+jpeg_denom (const KestrelInferModel * m, const KestrelInferJob * job)
+{
+  gint denom = 8;
+
+  for (guint i = 0; i < job->regions->len; i++) {
+    const KestrelRect *r =
+        &g_array_index (job->regions, KestrelRegion, i).rect;
+    gdouble sx = (gdouble) m->tensor_width / MAX (r->width, 1);
+    gdouble sy = (gdouble) m->tensor_height / MAX (r->height, 1);
+    gint need_w, need_h;
+    if (m->sidecar.resize == KESTREL_RESIZE_LETTERBOX)
+      sx = sy = MIN (sx, sy);
+    need_w = (gint) ceil (r->width * MIN (sx, 1.0));
+    need_h = (gint) ceil (r->height * MIN (sy, 1.0));
+    while (denom > 1 && (r->width / denom < need_w
+            || r->height / denom < need_h))
+      denom /= 2;
+  }
+  return denom;
+}
+
+/* Inference on a JPEG frame: one reduced decode, results in full-size
+ * pixels. A damaged frame is counted and skipped (no inference), with a
+ * warning at most every BAD_FRAME_WARNING_US. */
+static gpointer
+run_jpeg_job (GstKestrelInfer * self, KestrelInferJob * job,
+    const KestrelDecodeSettings * settings, GError ** error)
+{
+  GstKestrelInferPrivate *priv = GET_PRIV (self);
+  GstKestrelInferClass *klass = GST_KESTREL_INFER_GET_CLASS (self);
+  KestrelJpegStatus status = KESTREL_JPEG_FAILED;
+  KestrelFrame frame;
+  gpointer data = NULL;
+  gchar why[256] = "";
+  GstMapInfo map;
+
+  if (!priv->jpeg_decoder)
+    priv->jpeg_decoder = kestrel_jpeg_new ();
+  if (!priv->jpeg_decoder || !gst_buffer_map (job->buffer, &map,
+          GST_MAP_READ)) {
+    g_set_error (error, GST_STREAM_ERROR, GST_STREAM_ERROR_FAILED,
+        "cannot set up JPEG decoding");
+    return NULL;
+  }
+  status = kestrel_jpeg_decode_frame (priv->jpeg_decoder, map.data,
+      map.size, jpeg_denom (priv->model, job), &frame, why, sizeof (why));
+  if (status == KESTREL_JPEG_OK && !kestrel_jpeg_has_eoi (map.data, map.size)) {
+    status = KESTREL_JPEG_DAMAGED;
+    g_strlcpy (why, "no end-of-image marker", sizeof (why));
+  }
+  if (status == KESTREL_JPEG_OK && (frame.width != job->info.width
+          || frame.height != job->info.height)) {
+    status = KESTREL_JPEG_FAILED;
+    g_snprintf (why, sizeof (why), "frame is %dx%d, caps say %dx%d",
+        frame.width, frame.height, job->info.width, job->info.height);
+  }
+  if (status == KESTREL_JPEG_OK)
+    data = klass->process (self, priv->model, &frame,
+        (const KestrelRegion *) job->regions->data, job->regions->len,
+        settings, error);
+  gst_buffer_unmap (job->buffer, &map);
+
+  if (status != KESTREL_JPEG_OK) {
+    gint64 now = g_get_monotonic_time ();
+    gboolean warn;
+    guint64 count;
+    g_mutex_lock (&priv->lock);
+    count = ++priv->bad_frames;
+    warn = priv->last_bad_warning == 0
+        || now - priv->last_bad_warning >= BAD_FRAME_WARNING_US;
+    if (warn)
+      priv->last_bad_warning = now;
+    g_mutex_unlock (&priv->lock);
+    GST_DEBUG_OBJECT (self, "frame %" G_GUINT64_FORMAT ": bad JPEG (%s), "
+        "no inference", job->frame_number, why);
+    if (warn)
+      GST_ELEMENT_WARNING (self, STREAM, DECODE,
+          ("%" G_GUINT64_FORMAT " bad JPEG frame(s) so far: not inferred "
+              "on (the frames pass on unchanged)", count),
+          ("last: %s; see the stats property", why));
+  }
+  return data;
+}
+
 /* Runs one job on the calling thread (streaming or worker) and makes its
  * result the latest. */
 static void
@@ -726,6 +822,8 @@ run_job (GstKestrelInfer * self, KestrelInferJob * job)
     if (!priv->model) {
       g_set_error (&error, GST_CORE_ERROR, GST_CORE_ERROR_FAILED,
           "no model loaded");
+    } else if (priv->jpeg) {
+      data = run_jpeg_job (self, job, &settings, &error);
     } else if (!gst_video_frame_map (&vframe, &job->info, job->buffer,
             GST_MAP_READ)) {
       g_set_error (&error, GST_STREAM_ERROR, GST_STREAM_ERROR_FAILED,
@@ -866,7 +964,8 @@ gst_kestrel_infer_start (GstBaseTransform * trans)
   priv->latency_ms = m->warmup_ms;
   priv->started = TRUE;
   priv->frame_number = 0;
-  priv->frames = priv->inferences = priv->dropped = 0;
+  priv->frames = priv->inferences = priv->dropped = priv->bad_frames = 0;
+  priv->last_bad_warning = 0;
   priv->ms_sum = 0;
   priv->ms_count = 0;
   priv->mode_decided = FALSE;
@@ -906,6 +1005,8 @@ gst_kestrel_infer_stop (GstBaseTransform * trans)
   result_unref (priv->latest);
   priv->latest = NULL;
   priv->have_info = FALSE;
+  kestrel_jpeg_free (priv->jpeg_decoder);
+  priv->jpeg_decoder = NULL;
   g_mutex_unlock (&priv->lock);
   return TRUE;
 }
@@ -918,10 +1019,13 @@ gst_kestrel_infer_set_caps (GstBaseTransform * trans, GstCaps * incaps,
   GstKestrelInferPrivate *priv = GET_PRIV (self);
   GstVideoInfo info;
   GstClockTime wait;
+  gboolean jpeg;
 
   if (!gst_video_info_from_caps (&info, incaps))
     goto not_negotiated;
-  if (!kestrel_frame_format_supported (GST_VIDEO_INFO_FORMAT (&info)))
+  jpeg = gst_structure_has_name (gst_caps_get_structure (incaps, 0),
+      "image/jpeg");
+  if (!jpeg && !kestrel_frame_format_supported (GST_VIDEO_INFO_FORMAT (&info)))
     goto not_negotiated;
 
   if (GST_VIDEO_INFO_FPS_N (&info) > 0 && GST_VIDEO_INFO_FPS_D (&info) > 0)
@@ -933,6 +1037,7 @@ gst_kestrel_infer_set_caps (GstBaseTransform * trans, GstCaps * incaps,
   g_mutex_lock (&priv->lock);
   priv->info = info;
   priv->have_info = TRUE;
+  priv->jpeg = jpeg;
   priv->frame_width = GST_VIDEO_INFO_WIDTH (&info);
   priv->frame_height = GST_VIDEO_INFO_HEIGHT (&info);
   priv->async_wait = wait;
@@ -1172,6 +1277,7 @@ make_stats_locked (GstKestrelInferPrivate * priv)
       "frames", G_TYPE_UINT64, priv->frames,
       "inferences", G_TYPE_UINT64, priv->inferences,
       "dropped", G_TYPE_UINT64, priv->dropped,
+      "bad-frames", G_TYPE_UINT64, priv->bad_frames,
       "mean-inference-ms", G_TYPE_DOUBLE,
       priv->inferences ? priv->ms_sum / priv->inferences : 0.0,
       "p95-inference-ms", G_TYPE_DOUBLE, p95,
@@ -1451,7 +1557,8 @@ gst_kestrel_infer_class_init (GstKestrelInferClass * klass)
       g_param_spec_boxed ("stats", "Statistics",
           "Read-only \"kestrel-stats\" structure: frames, inferences, "
           "dropped (guint64: frames seen, inferences run, inferences skipped "
-          "because the worker was busy), mean-inference-ms and "
+          "because the worker was busy), bad-frames (guint64: JPEG input "
+          "frames too damaged to infer on), mean-inference-ms and "
           "p95-inference-ms (gdouble, over the last 512 inferences for p95), "
           "model (string: the model running now, which lags the model "
           "property while a new one loads)",

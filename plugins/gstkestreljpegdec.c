@@ -253,10 +253,15 @@ copy_roi_metas (GstKestrelJpegdec * self, GstBuffer * in, GstBuffer * out)
     guint x = src->x, y = src->y, w = src->w, h = src->h;
 
     if (ow != self->width || oh != self->height) {
+      /* Scale the edges, not the size: boxes stay inside the frame. */
+      guint x1 = (guint) gst_util_uint64_scale_int_round ((guint64) x + w, ow,
+          self->width);
+      guint y1 = (guint) gst_util_uint64_scale_int_round ((guint64) y + h, oh,
+          self->height);
       x = (guint) gst_util_uint64_scale_int_round (x, ow, self->width);
       y = (guint) gst_util_uint64_scale_int_round (y, oh, self->height);
-      w = (guint) gst_util_uint64_scale_int_round (w, ow, self->width);
-      h = (guint) gst_util_uint64_scale_int_round (h, oh, self->height);
+      w = x1 > x ? x1 - x : 0;
+      h = y1 > y ? y1 - y : 0;
     }
     dst = gst_buffer_add_video_region_of_interest_meta_id (out,
         src->roi_type, x, y, w, h);

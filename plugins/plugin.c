@@ -7,6 +7,7 @@
 
 #include "gstkestrelclassify.h"
 #include "gstkestreldetect.h"
+#include "gstkestreljpegdec.h"
 #include "gstkestrelmetapublish.h"
 #include "gstkestreloverlay.h"
 #include "gstkestreltrack.h"
@@ -28,6 +29,7 @@ plugin_init (GstPlugin * plugin)
   ret |= GST_ELEMENT_REGISTER (kestreltrack, plugin);
   ret |= GST_ELEMENT_REGISTER (kestreloverlay, plugin);
   ret |= GST_ELEMENT_REGISTER (kestrelmetapublish, plugin);
+  ret |= GST_ELEMENT_REGISTER (kestreljpegdec, plugin);
   return ret;
 }
 

@@ -43,9 +43,10 @@ PACKAGES="meson ninja-build pkg-config gcc clang clang-14 libclang-rt-14-dev
   libturbojpeg0-dev libpng-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
-  gstreamer1.0-plugins-base-apps libgstrtspserver-1.0-dev
+  gstreamer1.0-plugins-base-apps libgstrtspserver-1.0-dev gstreamer1.0-plugins-ugly
   libsoup-3.0-dev libjson-glib-dev libsdl2-dev libsdl2-ttf-dev fonts-dejavu-core libv4l-dev v4l-utils
-  xvfb xauth chromium python3 python3-numpy ca-certificates valgrind"
+  xvfb xauth chromium python3 python3-numpy ca-certificates valgrind time
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static"
 # Node may come from outside apt (as on the development machines); apt's npm would conflict with it.
 if ! command -v npm >/dev/null 2>&1; then
     PACKAGES="$PACKAGES nodejs npm"
@@ -199,8 +200,16 @@ if [ "$BUILD" = no ]; then
     skipped "build (--no-build)"
 elif [ -f build/build.ninja ]; then
     skipped "meson setup build (already configured)"
+    # CI sets KESTREL_WERROR=1: warnings are errors in the main build too.
+    if [ "${KESTREL_WERROR:-0}" = 1 ]; then
+        meson configure build -Dwerror=true
+    fi
 else
-    meson setup build
+    if [ "${KESTREL_WERROR:-0}" = 1 ]; then
+        meson setup build -Dwerror=true
+    else
+        meson setup build
+    fi
     done_step "meson setup build"
 fi
 if [ "$BUILD" = yes ]; then
@@ -219,3 +228,6 @@ fi
 log "cache: $CACHE"
 if [ -n "$DONE" ]; then printf 'setup: done this run:\n%s' "$DONE"; fi
 if [ -n "$SKIPPED" ]; then printf 'setup: skipped (already done):\n%s' "$SKIPPED"; fi
+
+# --- 9. the 1080p MJPEG clip of the frame path (issue 5; built once) ----------------------------
+KESTREL_CACHE="$CACHE" sh "$SOURCE_DIR/scripts/make-mjpeg-clip.sh" || die "cannot build the 1080p MJPEG clip"

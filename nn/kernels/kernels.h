@@ -27,8 +27,10 @@ typedef enum kn_isa {
   KN_ISA_NEON = 2, /* aarch64 Advanced SIMD */
 } kn_isa;
 
-/* Best ISA this CPU supports, unless KESTREL_ISA=ref|avx2|neon forces one
- * (forcing one the CPU lacks falls back to ref with a warning). */
+/* Best ISA this CPU supports, unless KESTREL_ISA=ref|avx2|avxvnni|neon
+ * forces one (forcing one the CPU lacks falls back to ref with a warning).
+ * On x86-64 with AVX-VNNI the default table (kn_kernels_get) is the AVX2
+ * one with the int8 GEMM on vpdpbusd; KESTREL_ISA=avx2 keeps plain AVX2. */
 kn_isa kn_isa_detect(void);
 const char *kn_isa_name(kn_isa isa);
 
@@ -136,6 +138,12 @@ void kn_qs8_im2col(const kn_conv_geometry *g, const int8_t *in,
 void kn_f32_im2col(const kn_conv_geometry *g, const float *in,
                    size_t row_begin, size_t row_end, float *rows);
 
+/* --- 8-bit table lookup: y[i] = table[x[i]] ----------------------------------
+ * table: 256 bytes indexed by the unsigned byte. x and y may be the same
+ * buffer (in place). The int8 activation tables and one-input int8 ops. */
+typedef void (*kn_x8_lut_fn)(size_t n, const uint8_t *x, uint8_t *y,
+                             const uint8_t *table);
+
 /* The active implementation of every family. */
 typedef struct kn_kernels {
   kn_isa isa;
@@ -143,11 +151,16 @@ typedef struct kn_kernels {
   kn_qs8_dwconv_fn qs8_dwconv;
   kn_f32_gemm_fn f32_gemm;
   kn_f32_dwconv_fn f32_dwconv;
+  kn_x8_lut_fn x8_lut;
+  /* "ref", "avx2", "avx2+avxvnni" (the AVX2 table with the int8 GEMM on
+   * AVX-VNNI; isa is KN_ISA_AVX2), "neon". */
+  const char *name;
 } kn_kernels;
 
 /* Table for the detected (or forced) ISA. */
 const kn_kernels *kn_kernels_get(void);
-/* Table for one ISA, NULL if not compiled in or unsupported by this CPU. */
+/* Table for one ISA, NULL if not compiled in or unsupported by this CPU
+ * (KN_ISA_AVX2: plain AVX2, without the AVX-VNNI GEMM). */
 const kn_kernels *kn_kernels_for(kn_isa isa);
 
 /* Requantize one accumulator (the definition every path matches). */
@@ -176,5 +189,7 @@ void kestrel_f32_gemm__ref(size_t m, size_t n, size_t k, const float *a,
 void kestrel_f32_dwconv__ref(const kn_dwconv_params *p, const float *in,
                              const void *packed, float *out, float out_min,
                              float out_max);
+void kestrel_x8_lut__ref(size_t n, const uint8_t *x, uint8_t *y,
+                         const uint8_t *table);
 
 #endif

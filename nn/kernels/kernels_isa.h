@@ -5,6 +5,8 @@
 #ifndef KESTREL_KERNELS_ISA_H
 #define KESTREL_KERNELS_ISA_H
 
+#include <stdbool.h>
+
 #include "kernels.h"
 
 #define KN_DECLARE_QS8_GEMM(name)                                              \
@@ -33,11 +35,22 @@ KN_DECLARE_QS8_GEMM(kestrel_qs8_gemm_4x8__avx2);
 KN_DECLARE_QS8_DWCONV(kestrel_qs8_dwconv__avx2);
 KN_DECLARE_F32_GEMM(kestrel_f32_gemm_6x16__avx2);
 KN_DECLARE_F32_DWCONV(kestrel_f32_dwconv__avx2);
+void kestrel_x8_lut__avx2(size_t n, const uint8_t *x, uint8_t *y,
+                          const uint8_t *table);
+
+/* x86-64 AVX2 + AVX-VNNI (vpdpbusd, VEX): the int8 GEMM only; compiled
+ * where the compiler knows -mavxvnni (KESTREL_HAVE_AVXVNNI), run only where
+ * kn_cpu_has_avxvnni(). */
+KN_DECLARE_QS8_GEMM(kestrel_qs8_gemm_4x8__avxvnni);
+KN_DECLARE_QS8_GEMM(kestrel_qs8_gemm_6x8__avxvnni);
+bool kn_cpu_has_avxvnni(void);
 
 /* aarch64 Advanced SIMD (no dotprod needed). */
 KN_DECLARE_QS8_GEMM(kestrel_qs8_gemm_2x8__neon);
 KN_DECLARE_QS8_DWCONV(kestrel_qs8_dwconv__neon);
 KN_DECLARE_F32_GEMM(kestrel_f32_gemm_4x16__neon);
 KN_DECLARE_F32_DWCONV(kestrel_f32_dwconv__neon);
+void kestrel_x8_lut__neon(size_t n, const uint8_t *x, uint8_t *y,
+                          const uint8_t *table);
 
 #endif

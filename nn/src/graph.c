@@ -295,7 +295,9 @@ int64_t kn_attr_int(const kn_node *n, const char *name, int64_t def) {
     return def;
   if (a->type == KN_ATTR_INT)
     return a->i;
-  if (a->type == KN_ATTR_FLOAT)
+  /* A float where an int is expected: convert only when representable
+   * (NaN, inf or huge values from a hostile file would be undefined). */
+  if (a->type == KN_ATTR_FLOAT && a->f > -9.2e18f && a->f < 9.2e18f)
     return (int64_t)a->f;
   return def;
 }

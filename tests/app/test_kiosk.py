@@ -388,6 +388,35 @@ def case_display():
         shutil.copyfile(shot, out)
 
 
+def case_screens():
+    """The "camera lost" screen (camera absent) and the model-failure line, on
+    SDL's offscreen driver: a dark box with text in the middle; a red bar."""
+    gone = os.path.join(TMP, "camera-gone")
+    open(gone, "w").close()
+    shot = os.path.join(TMP, "lost.png")
+    env = kiosk_env(SDL_VIDEODRIVER="offscreen", SDL_RENDER_DRIVER="software",
+                    KESTREL_FAKECAM_UNPLUG_FILE=gone)
+    rc, out, err = run(["--window", "--source", "/dev/video0", "--duration", "1.5",
+                        "--screenshot", shot], env)
+    check(rc == 0 and "camera lost" in err, f"exit {rc}: {err}")
+    w, h, rows = read_png_rgb(shot)
+    light = sum(1 for y in range(h * 2 // 5, h * 3 // 5) for x in range(w // 4, w * 3 // 4, 2)
+                if min(pixel(rows, x, y)) > 200)
+    print(f"camera lost: {light} light pixels in the middle")
+    check(light > 1000, "no 'camera lost' message in the middle of the screen")
+
+    broken = write("broken.kestrel", "not a model\n")
+    shot = os.path.join(TMP, "nomodel.png")
+    rc, out, err = run(["--window", "--frames", "10", "--model", broken, "--screenshot", shot],
+                       kiosk_env(SDL_VIDEODRIVER="offscreen", SDL_RENDER_DRIVER="software"))
+    check(rc == 0, f"exit {rc}: {err}")
+    w, h, rows = read_png_rgb(shot)
+    red = sum(1 for x in range(0, w, 4)
+              if (lambda p: p[0] > 120 and p[1] < 60 and p[2] < 60)(pixel(rows, x, h - 3)))
+    print(f"model failure: {red} of {w // 4} bottom-line samples red")
+    check(red > 0.8 * (w // 4), "no red model-failure line at the bottom")
+
+
 CASES = {
     "list-cameras": case_list_cameras,
     "headless-faces": case_headless_faces,
@@ -398,6 +427,7 @@ CASES = {
     "model-failure": case_model_failure,
     "default-clip": case_default_clip,
     "display": case_display,
+    "screens": case_screens,
 }
 
 

@@ -748,6 +748,77 @@ static void check_pool(void) {
   }
 }
 
+/* fuse_int8_tables: an int8 packed conv (clamp or table activation)
+ * followed by a Mul and an Add with int8 scalar constants (PP-OCR's
+ * learnable affine block) must give the same bytes once both are folded
+ * into the conv's table as when the reference Mul/Add run after it. */
+static int scalar_i8(kn_graph *g, const char *name, int8_t v, float scale,
+                     int32_t zero) {
+  int64_t one = 1;
+  int t = add_tensor(g, name, KESTREL_DTYPE_I8, 1, &one);
+  ((int8_t *)g->tensors[t].data)[0] = v;
+  g->tensors[t].kind = KN_TENSOR_CONSTANT;
+  set_q(g, t, scale, zero);
+  return t;
+}
+
+static void table_case(int dw, int act) {
+  conv_case k = {.q = 1, .dw = dw, .batch = 1, .h = 7, .w = 9, .c = dw ? 24 : 13,
+                 .n = dw ? 24 : 21, .kh = 3, .kw = 3, .sh = 1, .sw = 2, .dh = 1,
+                 .dwil = 1, .pt = 1, .pl = 1, .pb = 1, .pr = 1, .act = act};
+  char what[256];
+  describe(&k, what, sizeof what);
+  case_data d;
+  make_data(&k, &d);
+  kestrel_error err;
+  memset(&err, 0, sizeof err);
+  kn_graph *gs[2];
+  int outs[2];
+  for (int v = 0; v < 2; v++) {
+    int y;
+    kn_graph *g = gs[v] = build(&k, &d, 1, &y);
+    float sm = d.y_scale * 0.9f, sa = sm * 1.2f;
+    int m = scalar_i8(g, "m", 90, 0.02f, -3);
+    int a = scalar_i8(g, "a", -70, 0.01f, 5);
+    int z1 = kn_graph_add_tensor(g, "z1"), z2 = kn_graph_add_tensor(g, "z2");
+    set_q(g, z1, sm, 4);
+    set_q(g, z2, sa, -6);
+    g->tensors[z1].dtype = g->tensors[z2].dtype = KESTREL_DTYPE_I8;
+    int mi[2] = {m, y}, ai[2] = {z1, a};
+    kn_graph_add_node(g, KN_OP_MUL, "mul", "Mul", mi, 2, &z1, 1);
+    kn_graph_add_node(g, KN_OP_ADD, "add", "Add", ai, 2, &z2, 1);
+    g->outputs[0] = z2;
+    outs[v] = z2;
+    int packed = 0, tables = 0;
+    if (kn_pass_pack_weights(g, &packed, &err) != KESTREL_OK ||
+        (v == 1 && kn_pass_fuse_int8_tables(g, &tables, &err) != KESTREL_OK)) {
+      fprintf(stderr, "FAIL table %s: %s\n", what, err.message);
+      failures++;
+      goto done;
+    }
+    if (packed != 1 || (v == 1 && tables != 2)) {
+      fprintf(stderr, "FAIL table %s: packed %d, folded %d ops\n", what,
+              packed, tables);
+      failures++;
+      goto done;
+    }
+    if (run_graph(g, v + 1, &err) != KESTREL_OK) {
+      fprintf(stderr, "FAIL table %s: %s\n", what, err.message);
+      failures++;
+      goto done;
+    }
+  }
+  if (memcmp(gs[0]->tensors[outs[0]].data, gs[1]->tensors[outs[1]].data,
+             kn_tensor_bytes(&gs[0]->tensors[outs[0]]))) {
+    fprintf(stderr, "FAIL table %s: folded Mul/Add differ\n", what);
+    failures++;
+  }
+done:
+  kn_graph_free(gs[0]);
+  kn_graph_free(gs[1]);
+  free_data(&d);
+}
+
 int main(void) {
   printf("isa %s\n", kn_isa_name(kn_kernels_get()->isa));
   check_pool();
@@ -773,6 +844,12 @@ int main(void) {
         deconv_case(q, deconvs[i][0], deconvs[i][1], deconvs[i][2],
                     deconvs[i][3], deconvs[i][4], deconvs[i][5],
                     act ? KN_ACT_RELU : KN_ACT_NONE);
+  /* Last, so that the cases above keep their random data. */
+  for (int dw = 0; dw < 2; dw++) {
+    table_case(dw, KN_ACT_NONE);
+    table_case(dw, KN_ACT_RELU);
+    table_case(dw, KN_ACT_HARDSWISH);
+  }
   if (failures) {
     fprintf(stderr, "%d failures\n", failures);
     return 1;

@@ -186,6 +186,12 @@ static void test_qs8_gemm(const char *isa, kn_qs8_gemm_fn fn) {
           test_qs8_gemm_case(isa, fn, 5, 11, big_k[ki], big_k[ki], 11, af, wf,
                              &rq_cases[r], azps[(ki + r) % 3]);
         }
+  /* Wide N: kernels that precompute per-channel terms in chunks of a few
+   * hundred channels (avxvnni) cross their chunk boundary here. */
+  static const size_t wide_n[] = {513, 1030};
+  for (size_t ni = 0; ni < sizeof wide_n / sizeof *wide_n; ni++)
+    test_qs8_gemm_case(isa, fn, 7, wide_n[ni], 37, 37, wide_n[ni] + 1,
+                       FILL_RANDOM, FILL_RANDOM, &rq_cases[ni % N_RQ], -5);
 }
 
 /* -------------------------------------------------------------- dwconv */
@@ -379,6 +385,24 @@ static void dwconv_sweep(const char *isa, kn_qs8_dwconv_fn qfn, kn_f32_dwconv_fn
             test_f32_dwconv_case(isa, ffn, &s, lo, hi);
             count++;
           }
+  /* Unequal stride pairs on the fast kernel sizes (PP-OCR cls has (2,1)),
+   * with channel counts around the 8- and 16-channel steps. */
+  static const size_t pairs[][2] = {{2, 1}, {1, 2}, {3, 2}};
+  for (size_t ki = 0; ki < 2; ki++)
+    for (size_t pi = 0; pi < sizeof pairs / sizeof *pairs; pi++)
+      for (size_t ci = 0; ci < sizeof chans / sizeof *chans; ci += (quick ? 3 : 1)) {
+        dw_shape s;
+        size_t k = kernels[ki][0], pad = k / 2;
+        if (!make_shape(&s, 9, 13, chans[ci], k, k, 1, 1, pad, pad, pad, pad))
+          continue;
+        s.p.stride_h = pairs[pi][0];
+        s.p.stride_w = pairs[pi][1];
+        s.p.out_h = (9 + 2 * pad - k) / s.p.stride_h + 1;
+        s.p.out_w = (13 + 2 * pad - k) / s.p.stride_w + 1;
+        test_qs8_dwconv_case(isa, qfn, &s, FILL_RANDOM, FILL_RANDOM,
+                             &rq_cases[(ci + pi) % N_RQ], rnd_range(-128, 127));
+        test_f32_dwconv_case(isa, ffn, &s, -INFINITY, INFINITY);
+      }
   /* Extremes on the fast shapes: max-magnitude products on every tap. */
   for (size_t ki = 0; ki < 2; ki++)
     for (size_t stride = 1; stride <= 2; stride++)
@@ -549,6 +573,33 @@ static void requant_checks(void) {
       }
 }
 
+/* ---------------------------------------------------------------- x8 lut */
+
+static void test_x8_lut(const char *isa, kn_x8_lut_fn fn) {
+  static const size_t sizes[] = {0, 1, 15, 31, 32, 33, 63, 64, 65, 100, 1000};
+  uint8_t table[256], x[1100], want[1100], got[1100];
+  for (int t = 0; t < 4; t++) {
+    for (int i = 0; i < 256; i++) /* random, identity, reversed, constant */
+      table[i] = t == 0 ? (uint8_t)rnd_range(0, 255)
+                 : t == 1 ? (uint8_t)i : t == 2 ? (uint8_t)(255 - i) : 0x5A;
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+      size_t n = sizes[si];
+      for (size_t i = 0; i < n; i++) /* every byte value appears */
+        x[i] = (uint8_t)(i < 256 ? i * 7 + (size_t)t : (size_t)rnd_range(0, 255));
+      for (size_t i = 0; i < n; i++)
+        want[i] = table[x[i]];
+      memset(got, 0xEE, sizeof got);
+      fn(n, x, got, table);
+      if (memcmp(want, got, n) || got[n] != 0xEE)
+        fail("x8_lut %s: n=%zu table #%d differs (or wrote past n)", isa, n, t);
+      memcpy(got, x, n); /* in place */
+      fn(n, got, got, table);
+      if (memcmp(want, got, n))
+        fail("x8_lut %s in place: n=%zu table #%d differs", isa, n, t);
+    }
+  }
+}
+
 int main(void) {
   const char *q = getenv("KESTREL_TEST_QUICK");
   quick = q && *q && *q != '0';
@@ -568,6 +619,7 @@ int main(void) {
     int before = failures;
     test_qs8_gemm(name, k->qs8_gemm);
     test_f32_gemm(name, k->f32_gemm);
+    test_x8_lut(name, k->x8_lut);
     dwconv_sweep(name, k->qs8_dwconv, k->f32_dwconv);
 #ifdef KESTREL_HAVE_AVX2
     if (isa == KN_ISA_AVX2) {
@@ -576,6 +628,16 @@ int main(void) {
       test_qs8_gemm("avx2 2x8", kestrel_qs8_gemm_2x8__avx2);
       test_qs8_gemm("avx2 3x8", kestrel_qs8_gemm_3x8__avx2);
       test_qs8_gemm("avx2 4x8", kestrel_qs8_gemm_4x8__avx2);
+    }
+#endif
+#ifdef KESTREL_HAVE_AVXVNNI
+    if (isa == KN_ISA_AVX2 && kn_cpu_has_avxvnni()) {
+      test_qs8_gemm("avxvnni 4x8", kestrel_qs8_gemm_4x8__avxvnni);
+      test_qs8_gemm("avxvnni 6x8", kestrel_qs8_gemm_6x8__avxvnni);
+      printf("avxvnni: qs8 GEMM tiles tested (%s)\n",
+             failures == before ? "match" : "FAILED");
+    } else if (isa == KN_ISA_AVX2) {
+      printf("avxvnni: not on this CPU, its GEMM untested here\n");
     }
 #endif
     printf("%s: %s\n", name, failures == before ? "all kernels match the reference" : "FAILED");

@@ -464,6 +464,55 @@ static void build_layout(kn_graph *g) {
   kn_graph_add_output(g, sm); /* a 4-D NHWC tensor as a graph output */
 }
 
+/* PP-OCR det's head: ConvTranspose -> Add(bias) -> BatchNorm -> Relu ->
+ * ConvTranspose -> Add(bias) -> Sigmoid. fuse_conv_mul_add folds the bias
+ * Adds and then the BatchNorm they exposed; fuse_activation folds Relu and
+ * Sigmoid into the ConvTransposes. */
+static void build_deconv_head(kn_graph *g) {
+  int x = input(g, "x", 4, img);
+  int64_t w1d[4] = {3, 4, 2, 2}, w2d[4] = {4, 1, 2, 2}, c4[1] = {4};
+  int64_t b1d[4] = {1, 4, 1, 1}, b2d[4] = {1, 1, 1, 1};
+  int64_t ks[2] = {2, 2}, st[2] = {2, 2};
+  int t1 = act(g, "t1"), a1 = act(g, "a1"), n1 = act(g, "n1"), r1 = act(g, "r1");
+  int t2 = act(g, "t2"), a2 = act(g, "a2"), y = act(g, "y");
+  int in1[2] = {x, cst(g, "w1", 4, w1d, -0.5f, 0.5f)};
+  kn_node *c1 = node(g, KN_OP_CONV_TRANSPOSE, "convt1", 2, in1, t1);
+  kn_node_set_ints(c1, "kernel_shape", ks, 2);
+  kn_node_set_ints(c1, "strides", st, 2);
+  int ain1[2] = {t1, cst(g, "bias1", 4, b1d, -0.3f, 0.3f)};
+  node(g, KN_OP_ADD, "add1", 2, ain1, a1);
+  int bin[5] = {a1, cst(g, "g", 1, c4, 0.5f, 2.0f), cst(g, "b", 1, c4, -1, 1),
+                cst(g, "m", 1, c4, -1, 1), cst(g, "v", 1, c4, 0.1f, 2.0f)};
+  node(g, KN_OP_BATCHNORM, "bn", 5, bin, n1);
+  node(g, KN_OP_RELU, "relu", 1, &n1, r1);
+  int in2[2] = {r1, cst(g, "w2", 4, w2d, -0.5f, 0.5f)};
+  kn_node *c2 = node(g, KN_OP_CONV_TRANSPOSE, "convt2", 2, in2, t2);
+  kn_node_set_ints(c2, "kernel_shape", ks, 2);
+  kn_node_set_ints(c2, "strides", st, 2);
+  int ain2[2] = {t2, cst(g, "bias2", 4, b2d, -0.3f, 0.3f)};
+  node(g, KN_OP_ADD, "add2", 2, ain2, a2);
+  node(g, KN_OP_SIGMOID, "sigmoid", 1, &a2, y);
+  kn_graph_add_output(g, y);
+}
+
+/* A per-tensor Quantize/DequantizeLinear pair between two convs, with the
+ * parameters on the quantized tensor (no scale inputs, as the quantizer
+ * writes them): element-wise, so convert_layout_nhwc keeps it NHWC and
+ * adds no transposes around it. */
+static void build_qdq_layout(kn_graph *g) {
+  int x = input(g, "x", 4, img);
+  int a = conv(g, "c1", x, 3, 4, 3);
+  int q = act(g, "q"), dq = act(g, "dq");
+  float scale = 0.05f;
+  int32_t zero = 3;
+  kn_tensor_set_quant(&g->tensors[q], -1, 1, &scale, &zero);
+  g->tensors[q].dtype = KESTREL_DTYPE_I8;
+  node(g, KN_OP_QUANTIZE_LINEAR, "quant", 1, &a, q);
+  node(g, KN_OP_DEQUANTIZE_LINEAR, "dequant", 1, &q, dq);
+  int b = conv(g, "c2", dq, 4, 2, 3);
+  kn_graph_add_output(g, b);
+}
+
 static kestrel_status pass_all(kn_graph *g, int *changed, kestrel_error *err) {
   kn_optimize_options o = kn_optimize_options_default();
   o.pack_weights = false;
@@ -541,12 +590,26 @@ int main(void) {
     kn_graph_free(g);
   }
   {
+    pass_fn p[] = {kn_pass_fuse_conv_mul_add, kn_pass_fuse_activation};
+    g = check_case("deconv head", build_deconv_head, p, 2, 5);
+    EXPECT(g->num_nodes == 2 && count_op(g, KN_OP_CONV_TRANSPOSE) == 2,
+           "%d nodes left", g->num_nodes);
+    kn_graph_free(g);
+  }
+  {
+    pass_fn p[] = {kn_pass_convert_layout_nhwc};
+    g = check_case("convert_layout_nhwc (q/dq)", build_qdq_layout, p, 1, 4);
+    EXPECT(count_op(g, KN_OP_TRANSPOSE) == 2, "%d transposes",
+           count_op(g, KN_OP_TRANSPOSE));
+    kn_graph_free(g);
+  }
+  {
     /* Everything together, on every graph above. */
     pass_fn p[] = {pass_all};
     build_fn builds[] = {build_identity, build_conv_bn, build_gemm_bn,
                          build_conv_mul_add, build_hardswish,
                          build_activations, build_pad, build_residual,
-                         build_layout};
+                         build_layout, build_deconv_head, build_qdq_layout};
     for (size_t i = 0; i < sizeof(builds) / sizeof(builds[0]); i++) {
       char name[32];
       snprintf(name, sizeof(name), "optimize #%zu", i);

@@ -59,6 +59,39 @@ static ALWAYS_INLINE void tile(const size_t mr, size_t k, const float *a,
   }
 }
 
+/* A block with at most 8 live columns (the last block of N = 24, 40, ...):
+ * half the FMAs of the 16-wide tile, same packed layout. */
+static ALWAYS_INLINE void tile8(const size_t mr, size_t k, const float *a,
+                                size_t lda, const float *blk, float *c,
+                                size_t ldc, size_t nc, __m256 lo, __m256 hi) {
+  __m256 acc[6];
+  const float *ap[6];
+  const __m256 b0 = _mm256_loadu_ps(blk);
+  KN_UNROLL
+  for (size_t i = 0; i < mr; i++) {
+    ap[i] = a + i * lda;
+    acc[i] = b0;
+  }
+  const float *w = blk + KN_F32_GEMM_NR;
+  for (size_t kk = 0; kk < k; kk++, w += KN_F32_GEMM_NR) {
+    const __m256 w0 = _mm256_loadu_ps(w);
+    KN_UNROLL
+    for (size_t i = 0; i < mr; i++)
+      acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(ap[i] + kk), w0, acc[i]);
+  }
+  KN_UNROLL
+  for (size_t i = 0; i < mr; i++) {
+    __m256 v = _mm256_min_ps(_mm256_max_ps(acc[i], lo), hi);
+    if (nc == 8) {
+      _mm256_storeu_ps(c + i * ldc, v);
+    } else {
+      float tmp[8];
+      _mm256_storeu_ps(tmp, v);
+      memcpy(c + i * ldc, tmp, nc * sizeof(float));
+    }
+  }
+}
+
 void kestrel_f32_gemm_6x16__avx2(size_t m, size_t n, size_t k,
                                  const float *restrict a, size_t lda,
                                  const void *restrict packed,
@@ -74,6 +107,17 @@ void kestrel_f32_gemm_6x16__avx2(size_t m, size_t n, size_t k,
       size_t nc = n - n0 < KN_F32_GEMM_NR ? n - n0 : KN_F32_GEMM_NR;
       const float *ai = a + i * lda;
       float *ci = c + i * ldc + n0;
+      if (nc <= 8) {
+        switch (rows) {
+        case 6: tile8(6, k, ai, lda, blk, ci, ldc, nc, lo, hi); break;
+        case 5: tile8(5, k, ai, lda, blk, ci, ldc, nc, lo, hi); break;
+        case 4: tile8(4, k, ai, lda, blk, ci, ldc, nc, lo, hi); break;
+        case 3: tile8(3, k, ai, lda, blk, ci, ldc, nc, lo, hi); break;
+        case 2: tile8(2, k, ai, lda, blk, ci, ldc, nc, lo, hi); break;
+        default: tile8(1, k, ai, lda, blk, ci, ldc, nc, lo, hi); break;
+        }
+        continue;
+      }
       switch (rows) {
       case 6: tile(6, k, ai, lda, blk, ci, ldc, nc, lo, hi); break;
       case 5: tile(5, k, ai, lda, blk, ci, ldc, nc, lo, hi); break;

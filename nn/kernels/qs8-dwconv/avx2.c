@@ -9,10 +9,11 @@
  * Per tap: x - a_zero_point is in [-255,255] and w in [-127,127], so their
  * product fits int16 exactly (|p| <= 32385): one vpmullw per 16 channels,
  * then widened into two int32 accumulators. Taps in the padding are skipped
- * (they would add w * 0). The 3x3 and 5x5 kernels with stride 1 or 2 and
- * no dilation get specialised copies (constant tap loops, fully unrolled);
- * interior pixels take the unrolled path, border pixels the same loop with
- * the tap range cut to the image.
+ * (they would add w * 0). The 3x3 and 5x5 kernels without dilation get
+ * specialised copies for any stride pair (constant tap loops, fully
+ * unrolled); interior pixels take the unrolled path, border pixels the same
+ * loop with the tap range cut to the image. A channel tail of 8 is one
+ * 8-byte step, only the last 1..7 channels go through staging buffers.
  */
 #include <assert.h>
 #include <immintrin.h>
@@ -48,6 +49,56 @@ static ALWAYS_INLINE __m256i requant(__m256i acc, const float *scale,
   return _mm256_add_epi32(_mm256_cvtps_epi32(x), k->zp);
 }
 
+/* Up to 8 channels at lane `lane` (0 or 8) of one packed block; `base` is
+ * the element offset of channel 0 of them under tap (0,0). cnt == 8 loads
+ * directly, fewer go through staging buffers. */
+static ALWAYS_INLINE void half(const int8_t *in, ptrdiff_t base,
+                               ptrdiff_t tap_dy, ptrdiff_t tap_dx,
+                               const uint8_t *blk, size_t lane, size_t cnt,
+                               const float *scale, size_t kw, size_t ky0,
+                               size_t ky1, size_t kx0, size_t kx1,
+                               int8_t *out, const dw_consts *k) {
+  __m256i acc = _mm256_loadu_si256((const __m256i *)(blk + lane * 4));
+  const int8_t *w = (const int8_t *)(blk + CR * sizeof(int32_t)) + lane;
+  const __m128i azp = _mm256_castsi256_si128(k->azp16);
+  for (size_t ky = ky0; ky < ky1; ky++)
+    for (size_t kx = kx0; kx < kx1; kx++) {
+      const int8_t *src =
+          in + (base + (ptrdiff_t)ky * tap_dy + (ptrdiff_t)kx * tap_dx);
+      __m128i x8;
+      if (cnt == 8) {
+        x8 = _mm_loadl_epi64((const __m128i *)src);
+      } else {
+        int8_t tmp[8] = {0};
+        memcpy(tmp, src, cnt);
+        x8 = _mm_loadl_epi64((const __m128i *)tmp);
+      }
+      __m128i x = _mm_sub_epi16(_mm_cvtepi8_epi16(x8), azp);
+      __m128i wv = _mm_cvtepi8_epi16(
+          _mm_loadl_epi64((const __m128i *)(w + (ky * kw + kx) * CR)));
+      acc = _mm256_add_epi32(acc,
+                             _mm256_cvtepi16_epi32(_mm_mullo_epi16(x, wv)));
+    }
+  __m256i q;
+  if (cnt == 8) {
+    q = requant(acc, scale, k);
+  } else {
+    float sc[8] = {0};
+    memcpy(sc, scale, cnt * sizeof(float));
+    q = requant(acc, sc, k);
+  }
+  __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q),
+                                _mm256_extracti128_si256(q, 1));
+  __m128i q8 = _mm_packs_epi16(q16, q16);
+  if (cnt == 8) {
+    _mm_storel_epi64((__m128i *)out, q8);
+  } else {
+    int8_t tmp[16];
+    _mm_storeu_si128((__m128i *)tmp, q8);
+    memcpy(out, tmp, cnt);
+  }
+}
+
 /* One output pixel: taps ky in [ky0,ky1), kx in [kx0,kx1) are inside the
  * image; `origin` is the element offset of the input pixel under tap (0,0),
  * which may lie outside the image (an offset, so no out-of-bounds pointer
@@ -79,33 +130,18 @@ static ALWAYS_INLINE void pixel(const int8_t *in, ptrdiff_t origin,
                                  _mm256_extracti128_si256(q16, 1));
     _mm_storeu_si128((__m128i *)(out + c0), q8);
   }
+  /* Channel tail (< 16): 8 channels with 8-byte loads, then any last
+   * 1..7 through staging buffers, so nothing outside the tensors is
+   * touched. */
   if (c0 < C) {
-    /* Channel tail: stage inputs, scales and outputs through 16-lane
-     * buffers so that nothing outside the tensors is touched. */
-    const size_t rest = C - c0;
     const uint8_t *blk = packed + (c0 / CR) * block_bytes;
-    __m256i acc_lo = _mm256_loadu_si256((const __m256i *)blk);
-    __m256i acc_hi = _mm256_loadu_si256((const __m256i *)(blk + 32));
-    const int8_t *w = (const int8_t *)(blk + CR * sizeof(int32_t));
-    for (size_t ky = ky0; ky < ky1; ky++)
-      for (size_t kx = kx0; kx < kx1; kx++) {
-        int8_t tmp[CR] = {0};
-        memcpy(tmp,
-               in + (origin + (ptrdiff_t)ky * tap_dy + (ptrdiff_t)kx * tap_dx + (ptrdiff_t)c0),
-               rest);
-        mac_tap(&acc_lo, &acc_hi, _mm_loadu_si128((const __m128i *)tmp),
-                w + (ky * kw + kx) * CR, k->azp16);
-      }
-    float sc[CR] = {0};
-    memcpy(sc, scale + c0, rest * sizeof(float));
-    __m256i q_lo = requant(acc_lo, sc, k);
-    __m256i q_hi = requant(acc_hi, sc + 8, k);
-    __m256i q16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q_lo, q_hi), 0xD8);
-    __m128i q8 = _mm_packs_epi16(_mm256_castsi256_si128(q16),
-                                 _mm256_extracti128_si256(q16, 1));
-    int8_t tmp[CR];
-    _mm_storeu_si128((__m128i *)tmp, q8);
-    memcpy(out + c0, tmp, rest);
+    size_t rest = C - c0;
+    size_t first = rest < 8 ? rest : 8;
+    half(in, origin + (ptrdiff_t)c0, tap_dy, tap_dx, blk, 0, first,
+         scale + c0, kw, ky0, ky1, kx0, kx1, out + c0, k);
+    if (rest > 8)
+      half(in, origin + (ptrdiff_t)(c0 + 8), tap_dy, tap_dx, blk, 8, rest - 8,
+           scale + c0 + 8, kw, ky0, ky1, kx0, kx1, out + c0 + 8, k);
   }
 }
 
@@ -151,34 +187,30 @@ static ALWAYS_INLINE void dwconv(const kn_dwconv_params *p,
   }
 }
 
-#define DEFINE_FIXED(KS, S)                                                    \
-  static void kestrel_qs8_dwconv_##KS##x##KS##s##S##__avx2(                    \
+/* 3x3 and 5x5 without dilation get their own copies, with the tap loops
+ * unrolled; the strides stay run-time values (they only move the origin),
+ * so stride (2,1) and every other pair take the fast copy too. */
+#define DEFINE_FIXED(KS)                                                       \
+  static void kestrel_qs8_dwconv_##KS##x##KS##__avx2(                          \
       const kn_dwconv_params *p, const int8_t *in, int32_t azp,                \
       const void *packed, int8_t *out, const kn_qs8_requant *rq) {             \
-    dwconv(p, in, azp, packed, out, rq, KS, KS, S, S, 1, 1);                   \
+    dwconv(p, in, azp, packed, out, rq, KS, KS, p->stride_h, p->stride_w, 1,   \
+           1);                                                                 \
   }
-DEFINE_FIXED(3, 1)
-DEFINE_FIXED(3, 2)
-DEFINE_FIXED(5, 1)
-DEFINE_FIXED(5, 2)
+DEFINE_FIXED(3)
+DEFINE_FIXED(5)
 
 void kestrel_qs8_dwconv__avx2(const kn_dwconv_params *p,
                               const int8_t *restrict in, int32_t a_zero_point,
                               const void *restrict packed,
                               int8_t *restrict out, const kn_qs8_requant *rq) {
-  const size_t kh = p->kernel_h, kw = p->kernel_w, sh = p->stride_h,
-               sw = p->stride_w;
-  if (kh == kw && sh == sw && sh <= 2 && p->dilation_h == 1 &&
-      p->dilation_w == 1) {
-    if (kh == 3 && sh == 1)
-      return kestrel_qs8_dwconv_3x3s1__avx2(p, in, a_zero_point, packed, out, rq);
-    if (kh == 3 && sh == 2)
-      return kestrel_qs8_dwconv_3x3s2__avx2(p, in, a_zero_point, packed, out, rq);
-    if (kh == 5 && sh == 1)
-      return kestrel_qs8_dwconv_5x5s1__avx2(p, in, a_zero_point, packed, out, rq);
-    if (kh == 5 && sh == 2)
-      return kestrel_qs8_dwconv_5x5s2__avx2(p, in, a_zero_point, packed, out, rq);
+  const size_t kh = p->kernel_h, kw = p->kernel_w;
+  if (kh == kw && p->dilation_h == 1 && p->dilation_w == 1) {
+    if (kh == 3)
+      return kestrel_qs8_dwconv_3x3__avx2(p, in, a_zero_point, packed, out, rq);
+    if (kh == 5)
+      return kestrel_qs8_dwconv_5x5__avx2(p, in, a_zero_point, packed, out, rq);
   }
-  dwconv(p, in, a_zero_point, packed, out, rq, kh, kw, sh, sw, p->dilation_h,
-         p->dilation_w);
+  dwconv(p, in, a_zero_point, packed, out, rq, kh, kw, p->stride_h,
+         p->stride_w, p->dilation_h, p->dilation_w);
 }

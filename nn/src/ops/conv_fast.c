@@ -187,9 +187,13 @@ static kestrel_status fast_geometry(kn_graph *g, const kn_node *n,
   fg->m = cg->out_h * cg->out_w;
   fg->k = fg->is_dw ? cg->kernel_h * cg->kernel_w
                     : cg->kernel_h * cg->kernel_w * cg->in_c;
+  /* int8 1x1 convs whose K is not a whole number of the GEMM's k groups
+   * (C = 12, 18 in PP-OCR det) copy their rows into padded scratch rows
+   * (im2col_k) instead: the GEMM's K-tail path is slower than the copy. */
   fg->direct = !fg->is_dw && cg->kernel_h == 1 && cg->kernel_w == 1 &&
                cg->stride_h == 1 && cg->stride_w == 1 && cg->pad_top == 0 &&
-               cg->pad_left == 0 && w.pe[1] == 0 && w.pe[2] == 0;
+               cg->pad_left == 0 && w.pe[1] == 0 && w.pe[2] == 0 &&
+               !(kind_is_int8(fg->kind) && fg->k % KN_QS8_GEMM_KR);
   ydims[0] = xv.n;
   ydims[1] = w.out[1];
   ydims[2] = w.out[2];
@@ -225,9 +229,19 @@ static size_t packed_bytes(const fast_geo *fg) {
   }
 }
 
+/* Row length of the im2col buffer. int8 rows are padded to whole groups
+ * of KN_QS8_GEMM_KR bytes (pad = zero): the packed weights are zero there,
+ * so the GEMM can run with K rounded up and skip its K-tail path, which is
+ * most of the work of a first conv with K = 3*3*3 = 27. */
+static size_t im2col_k(const fast_geo *fg) {
+  if (!kind_is_int8(fg->kind))
+    return fg->k;
+  return (fg->k + KN_QS8_GEMM_KR - 1) / KN_QS8_GEMM_KR * KN_QS8_GEMM_KR;
+}
+
 static size_t tile_rows(const fast_geo *fg) {
   size_t es = kind_is_int8(fg->kind) ? 1 : sizeof(float);
-  size_t rows = IM2COL_TILE_BYTES / (fg->k * es + 1);
+  size_t rows = IM2COL_TILE_BYTES / (im2col_k(fg) * es + 1);
   rows -= rows % ROW_GRAIN;
   if (rows < ROW_GRAIN)
     rows = ROW_GRAIN;
@@ -279,9 +293,10 @@ kestrel_status kn_conv_fast_infer(kn_graph *g, kn_node *n,
       if (!(s[i] >= 0.0f) || isinf(s[i]))
         return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n,
                             "requant scale %zu is %g", i, (double)s[i]);
-    if (!act_is_clamp(act.kind)) {
-      /* Requantized to (act_in_scale, act_in_zero_point), then a table. */
-      kn_tensor *lut = kn_opt_in(g, n, 4);
+    kn_tensor *lut = kn_opt_in(g, n, 4);
+    if (!act_is_clamp(act.kind) || lut) {
+      /* Requantized to (act_in_scale, act_in_zero_point), then a table
+       * (which holds any clamp too: fuse_int8_tables). */
       float as = kn_attr_float(n, "act_in_scale", 0.0f);
       int64_t az2 = kn_attr_int(n, "act_in_zero_point", 0);
       if (res || !kn_is_const(lut) || lut->dtype != KESTREL_DTYPE_I8 ||
@@ -337,7 +352,7 @@ size_t kn_conv_fast_scratch(kn_graph *g, const kn_node *n) {
       fg.direct || fg.is_deconv || fg.m == 0)
     return 0;
   size_t es = kind_is_int8(fg.kind) ? 1 : sizeof(float);
-  return tile_rows(&fg) * fg.k * es;
+  return tile_rows(&fg) * im2col_k(&fg) * es;
 }
 
 uint64_t kn_conv_fast_macs(kn_graph *g, const kn_node *n) {
@@ -368,12 +383,15 @@ typedef struct fast_job {
    * exactly as the reference quantized Add. */
   float sum_scale, res_scale, y_scale;
   int32_t sum_zero, res_zero, y_zero;
-  const int8_t *lut; /* int8 non-clamp activation: y = lut[y + 128] */
+  const int8_t *lut; /* int8 table activation: y = lut[y + 128] */
+  uint8_t table[256]; /* the same, indexed by the raw byte (x8_lut) */
   /* f32 */
   float lo, hi;         /* clamp inside the kernels */
   float act_lo, act_hi; /* clamp activation run by the epilogue */
   kn_act act;
   bool post_act; /* run act over finished rows */
+  bool has_mul, has_add; /* "post_mul" / "post_add" after the activation */
+  float post_mul, post_add;
   /* scratch */
   uint8_t *scratch;
   size_t slice, tile;
@@ -402,6 +420,15 @@ static float act_f32(const kn_act *a, float v) { return kn_act_apply1(a, v); }
                                 size_t count) {                                \
     for (size_t i = 0; i < count; i++)                                         \
       y[i] += r[i];                                                            \
+  }                                                                            \
+  ATTR static void affine_##SUFFIX(float *restrict y, size_t count, float m,   \
+                                   float a, bool has_mul, bool has_add) {      \
+    if (has_mul)                                                               \
+      for (size_t i = 0; i < count; i++)                                       \
+        y[i] *= m;                                                             \
+    if (has_add)                                                               \
+      for (size_t i = 0; i < count; i++)                                       \
+        y[i] += a;                                                             \
   }
 ACT_LOOPS(generic, )
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -422,9 +449,8 @@ static bool use_avx2_loops(void) {
 static void epilogue(const fast_job *j, size_t off, size_t count) {
   if (kind_is_int8(j->fg.kind)) {
     if (j->lut) {
-      int8_t *y = (int8_t *)j->y + off;
-      for (size_t i = 0; i < count; i++)
-        y[i] = j->lut[(int32_t)y[i] + 128];
+      uint8_t *y = j->y + off;
+      j->kern->x8_lut(count, y, y, j->table);
       return;
     }
     if (!j->res)
@@ -460,18 +486,16 @@ static void epilogue(const fast_job *j, size_t off, size_t count) {
     else
       PICK(add, y, r, count);
   }
-  if (j->post_act && j->act.kind == KN_ACT_HARDSWISH) {
+  if (j->post_act && j->act.kind == KN_ACT_HARDSWISH)
     PICK(hardswish, y, count);
-    return;
-  }
-  if (j->post_act && act_is_clamp(j->act.kind)) {
+  else if (j->post_act && act_is_clamp(j->act.kind))
     PICK(clamp, y, count, j->act_lo, j->act_hi);
-    return;
-  }
-#undef PICK
-  if (j->post_act) /* sigmoid, tanh, leaky relu, hardsigmoid */
+  else if (j->post_act) /* sigmoid, tanh, leaky relu, hardsigmoid */
     for (size_t i = 0; i < count; i++)
       y[i] = act_f32(&j->act, y[i]);
+  if (j->has_mul || j->has_add)
+    PICK(affine, y, count, j->post_mul, j->post_add, j->has_mul, j->has_add);
+#undef PICK
 }
 
 /* The GEMM kernels walk all N for each small tile of rows, so the packed
@@ -480,8 +504,8 @@ static void epilogue(const fast_job *j, size_t off, size_t count) {
 #define WEIGHT_CHUNK_BYTES (256 * 1024)
 
 static void gemm_rows(const fast_job *j, const uint8_t *a, size_t lda,
-                      size_t rows, size_t row0) {
-  size_t n = j->fg.n, k = j->fg.k;
+                      size_t k, size_t rows, size_t row0) {
+  size_t n = j->fg.n;
   bool q = kind_is_int8(j->fg.kind);
   size_t nr = q ? KN_QS8_GEMM_NR : KN_F32_GEMM_NR;
   /* Bytes of one packed block of nr columns (kernels.h layouts). */
@@ -506,6 +530,24 @@ static void gemm_rows(const fast_job *j, const uint8_t *a, size_t lda,
   epilogue(j, row0 * n, rows * n);
 }
 
+/* Copies n bytes; the short runs of convs with few channels inline rather
+ * than as one libc call each. */
+static inline void copy_run(uint8_t *restrict dst, const uint8_t *restrict src,
+                            size_t n) {
+  if (n > 32) {
+    memcpy(dst, src, n);
+  } else if (n >= 8) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+      memcpy(dst + i, src + i, 8);
+    if (i < n) /* the last 8 bytes again, overlapping */
+      memcpy(dst + n - 8, src + n - 8, 8);
+  } else {
+    for (size_t i = 0; i < n; i++)
+      dst[i] = src[i];
+  }
+}
+
 /* im2col rows [r0, r1) (layout of kn_*_im2col in kernels.h): where a
  * kernel row lies wholly inside the image with dilation 1, its KW taps are
  * KW * C contiguous input elements, copied at once; that matters for the
@@ -516,13 +558,21 @@ static void im2col_rows(const fast_job *j, size_t r0, size_t r1, uint8_t *buf) {
   bool q = kind_is_int8(j->fg.kind);
   size_t es = q ? 1 : sizeof(float);
   size_t c = g->in_c, kw = g->kernel_w, run = kw * c * es;
-  size_t row_bytes = j->fg.k * es;
-  if (g->dilation_w != 1 || g->kernel_h * g->kernel_w == 1) {
-    if (q)
+  size_t row_bytes = im2col_k(&j->fg) * es, pad = row_bytes - j->fg.k * es;
+  if (pad)
+    for (size_t r = r0; r < r1; r++)
+      memset(buf + (r - r0) * row_bytes + j->fg.k * es, 0, pad);
+  if (g->dilation_w != 1) {
+    if (q && pad) {
+      for (size_t r = r0; r < r1; r++)
+        kn_qs8_im2col(g, (const int8_t *)j->x, (int8_t)j->a_zero, r, r + 1,
+                      (int8_t *)buf + (r - r0) * row_bytes);
+    } else if (q) {
       kn_qs8_im2col(g, (const int8_t *)j->x, (int8_t)j->a_zero, r0, r1,
                     (int8_t *)buf);
-    else
+    } else {
       kn_f32_im2col(g, (const float *)j->x, r0, r1, (float *)buf);
+    }
     return;
   }
   for (size_t r = r0; r < r1; r++) {
@@ -549,7 +599,7 @@ static void im2col_rows(const fast_job *j, size_t r0, size_t r1, uint8_t *buf) {
         continue;
       }
       const uint8_t *src = j->x + (((size_t)iy * g->in_w + (size_t)ix0) * c) * es;
-      memcpy(dst, src, run);
+      copy_run(dst, src, run);
     }
   }
 }
@@ -562,7 +612,7 @@ static void run_gemm_chunk(void *ctx, size_t b, size_t e, int thread) {
     size_t step = j->tile ? j->tile : e - b;
     for (size_t r = b; r < e; r += step) {
       size_t rows = e - r < step ? e - r : step;
-      gemm_rows(j, j->x + r * j->fg.k * es, j->fg.k, rows, r);
+      gemm_rows(j, j->x + r * j->fg.k * es, j->fg.k, j->fg.k, rows, r);
     }
     return;
   }
@@ -570,7 +620,8 @@ static void run_gemm_chunk(void *ctx, size_t b, size_t e, int thread) {
   for (size_t r = b; r < e; r += j->tile) {
     size_t rows = e - r < j->tile ? e - r : j->tile;
     im2col_rows(j, r, r + rows, buf);
-    gemm_rows(j, buf, j->fg.k, rows, r);
+    size_t kp = im2col_k(&j->fg);
+    gemm_rows(j, buf, kp, kp, rows, r);
   }
 }
 
@@ -665,9 +716,10 @@ kestrel_status kn_conv_fast_run(const kn_exec *ex, const kn_node *n,
       j.rq.zero_point = j.sum_zero;
       j.rq.out_min = -128;
       j.rq.out_max = 127;
-    } else if (!act_is_clamp(j.act.kind)) {
-      kn_tensor *lut = kn_opt_in(g, n, 4);
-      j.lut = lut->data;
+    } else if (kn_opt_in(g, n, 4)) {
+      j.lut = kn_opt_in(g, n, 4)->data;
+      for (int b = 0; b < 256; b++)
+        j.table[b] = (uint8_t)j.lut[(int8_t)(uint8_t)b + 128];
       j.rq.zero_point = (int32_t)kn_attr_int(n, "act_in_zero_point", 0);
       j.rq.out_min = -128;
       j.rq.out_max = 127;
@@ -681,6 +733,10 @@ kestrel_status kn_conv_fast_run(const kn_exec *ex, const kn_node *n,
         j.rq.out_min = j.rq.out_max;
     }
   } else {
+    j.has_mul = kn_node_attr(n, "post_mul") != NULL;
+    j.has_add = kn_node_attr(n, "post_add") != NULL;
+    j.post_mul = kn_attr_float(n, "post_mul", 1.0f);
+    j.post_add = kn_attr_float(n, "post_add", 0.0f);
     /* The GEMM clamps only when nothing comes between it and the clamp. */
     j.lo = -INFINITY;
     j.hi = INFINITY;

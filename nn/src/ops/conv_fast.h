@@ -26,8 +26,12 @@
  * mapped through input [4], a constant I8 [256] with
  *   lut[q + 128] = sat(round(act(act_in_scale * (q - act_in_zero_point))
  *                            / y_scale) + y_zero)
- * (no residual then). f32 activations may be anything (non-clamps run on
- * each finished tile).
+ * (no residual then). A table may also come with a clamp activation (or
+ * none): fuse_int8_tables folds a following per-byte op into it, clamp
+ * included; the requantization then goes to (act_in_scale,
+ * act_in_zero_point) over the full int8 range and the table gives Y's
+ * byte. f32 activations may be anything (non-clamps run on each finished
+ * tile).
  *
  * ConvTranspose with strides equal to its kernel and no pads (PP-OCR det's
  * upsampling head) packs too, as kind 1/3: its KH x KW output blocks do

@@ -287,8 +287,7 @@ typedef struct table_job {
 static void table_chunk(void *ctx, size_t begin, size_t end, int thread) {
   (void)thread;
   const table_job *j = ctx;
-  for (size_t i = begin; i < end; i++)
-    j->y[i] = j->lut[j->x[i]];
+  kn_kernels_get()->x8_lut(end - begin, j->x + begin, j->y + begin, j->lut);
 }
 
 bool kn_eltwise_fast_unary(const kn_exec *ex, const kn_node *n, kn_run_fn ref,
@@ -423,7 +422,6 @@ void kn_dequantize_i8_f32_fast(const kn_exec *ex, const int8_t *in, float *out,
 
 /* ---- GlobalAveragePool, NHWC ---------------------------------------------- */
 
-#define POOL_BLOCK 256 /* channels accumulated at once (doubles on the stack) */
 
 #define POOL_SUM(SUFFIX, ATTR)                                                 \
   ATTR static void sum_f32_##SUFFIX(double *restrict acc,                      \
@@ -451,6 +449,74 @@ POOL_SUM(avx2, __attribute__((target("avx2"))))
 POOL_SUM_I8(avx2, __attribute__((target("avx2"))))
 #endif
 
+typedef struct gap_job {
+  const kn_tensor *in;
+  kn_tensor *out;
+  const float *table;
+  size_t batch, c, pixels;
+  float xs, ys;
+  int32_t xz, yz;
+  bool q8, avx2;
+} gap_job;
+
+/* Items are (image, block of GAP_ITEM channels): small enough that the
+ * SE blocks' 100-400 channels still split across threads. */
+#define GAP_ITEM 32
+
+static void gap_chunk(void *ctx, size_t begin, size_t end, int thread) {
+  (void)thread;
+  const gap_job *j = ctx;
+  const kn_tensor *in = j->in;
+  kn_tensor *out = j->out;
+  const float *table = j->table;
+  size_t c = j->c, pixels = j->pixels;
+  size_t blocks = (c + GAP_ITEM - 1) / GAP_ITEM;
+  float xs = j->xs, ys = j->ys;
+  int32_t xz = j->xz, yz = j->yz;
+  bool q8 = j->q8, avx2 = j->avx2;
+  double acc[GAP_ITEM];
+  for (size_t item = begin; item < end; item++) {
+    size_t b = item / blocks, c0 = item % blocks * GAP_ITEM;
+    size_t count = c - c0 < GAP_ITEM ? c - c0 : GAP_ITEM;
+    for (size_t i = 0; i < count; i++)
+      acc[i] = 0.0;
+    if (q8 && in->dtype == KESTREL_DTYPE_I8) {
+      const int8_t *x = (const int8_t *)in->data + b * pixels * c + c0;
+#ifdef HAVE_AVX2_PATH
+      if (avx2)
+        sum_i8_avx2(acc, x, pixels, c, count, xz, xs);
+      else
+#endif
+        sum_i8_generic(acc, x, pixels, c, count, xz, xs);
+    } else if (q8) {
+      const uint8_t *x = (const uint8_t *)in->data + b * pixels * c + c0;
+      for (size_t p = 0; p < pixels; p++)
+        for (size_t i = 0; i < count; i++)
+          acc[i] += (double)table[x[p * c + i]];
+    } else {
+      const float *x = (const float *)in->data + b * pixels * c + c0;
+#ifdef HAVE_AVX2_PATH
+      if (avx2)
+        sum_f32_avx2(acc, x, pixels, c, count);
+      else
+#endif
+        sum_f32_generic(acc, x, pixels, c, count);
+    }
+    for (size_t i = 0; i < count; i++) {
+      float r = (float)(acc[i] / (double)pixels);
+      size_t yi = b * c + c0 + i;
+      if (q8) {
+        int64_t v = kn_round_even((double)r / ys) + yz;
+        kn_store_int(out->data, out->dtype, (int64_t)yi,
+                     kn_saturate(v, out->dtype));
+      } else {
+        ((float *)out->data)[yi] = r;
+      }
+    }
+  }
+  (void)avx2;
+}
+
 bool kn_global_avgpool_nhwc_fast(const kn_exec *ex, const kn_tensor *in,
                                  kn_tensor *out) {
   if (in->ndim < 3 || out->ndim != in->ndim)
@@ -471,7 +537,6 @@ bool kn_global_avgpool_nhwc_fast(const kn_exec *ex, const kn_tensor *in,
       pixels == 0 || pixels > (1u << 20))
     return false;
   bool avx2 = kn_kernels_get()->isa == KN_ISA_AVX2;
-  (void)ex;
   float table[256];
   float xs = 1.0f, ys = 1.0f;
   int32_t xz = 0, yz = 0;
@@ -486,46 +551,11 @@ bool kn_global_avgpool_nhwc_fast(const kn_exec *ex, const kn_tensor *in,
       table[v] = (float)(val - xz) * xs;
     }
   }
-  double acc[POOL_BLOCK];
-  for (size_t b = 0; b < batch; b++)
-    for (size_t c0 = 0; c0 < c; c0 += POOL_BLOCK) {
-      size_t count = c - c0 < POOL_BLOCK ? c - c0 : POOL_BLOCK;
-      for (size_t i = 0; i < count; i++)
-        acc[i] = 0.0;
-      if (q8 && in->dtype == KESTREL_DTYPE_I8) {
-        const int8_t *x = (const int8_t *)in->data + b * pixels * c + c0;
-#ifdef HAVE_AVX2_PATH
-        if (avx2)
-          sum_i8_avx2(acc, x, pixels, c, count, xz, xs);
-        else
-#endif
-          sum_i8_generic(acc, x, pixels, c, count, xz, xs);
-      } else if (q8) {
-        const uint8_t *x = (const uint8_t *)in->data + b * pixels * c + c0;
-        for (size_t p = 0; p < pixels; p++)
-          for (size_t i = 0; i < count; i++)
-            acc[i] += (double)table[x[p * c + i]];
-      } else {
-        const float *x = (const float *)in->data + b * pixels * c + c0;
-#ifdef HAVE_AVX2_PATH
-        if (avx2)
-          sum_f32_avx2(acc, x, pixels, c, count);
-        else
-#endif
-          sum_f32_generic(acc, x, pixels, c, count);
-      }
-      for (size_t i = 0; i < count; i++) {
-        float r = (float)(acc[i] / (double)pixels);
-        size_t yi = b * c + c0 + i;
-        if (q8) {
-          int64_t v = kn_round_even((double)r / ys) + yz;
-          kn_store_int(out->data, out->dtype, (int64_t)yi,
-                       kn_saturate(v, out->dtype));
-        } else {
-          ((float *)out->data)[yi] = r;
-        }
-      }
-    }
+  gap_job j = {in, out, table, batch, c, pixels, xs, ys, xz, yz, q8, avx2};
+  size_t blocks = (c + GAP_ITEM - 1) / GAP_ITEM;
+  /* Channel blocks are independent (each channel's sum keeps its pixel
+   * order), so splitting them across threads changes no byte. */
+  kn_parallel_for(ex->pool, batch * blocks, 1, gap_chunk, &j);
   (void)avx2;
   return true;
 }

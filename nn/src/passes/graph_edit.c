@@ -309,8 +309,13 @@ kestrel_status kn_optimize(kn_graph *g, const kn_optimize_options *opt,
     if (opt->fuse)
       PASS(eliminate_identity);
   }
-  if (opt->pack_weights)
+  if (opt->pack_weights) {
     PASS(pack_weights);
+    if (opt->fuse) {
+      PASS(fuse_int8_tables);
+      PASS(fuse_affine_epilogue);
+    }
+  }
 #undef PASS
   st = kn_edit_compact(g, err);
   if (st == KESTREL_OK)

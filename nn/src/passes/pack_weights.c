@@ -456,3 +456,267 @@ kestrel_status kn_pass_pack_weights(kn_graph *g, int *changed,
     *changed = count;
   return KESTREL_OK;
 }
+
+/* ---- fuse_int8_tables -------------------------------------------------------
+ * An int8 op with one int8 input whose other operands are scalar constants
+ * (the scale and shift PP-OCR's backbone applies after every activation,
+ * an int8 Sigmoid, a Clip...) is a function of the input byte. When such an
+ * op is the only reader of a packed int8 conv's output, the function folds
+ * into the conv's output table (creating one for a clamp conv: requantize
+ * to the conv's own output over the full range, then clamp and map in the
+ * table), and the op disappears. The function is computed by the op's own
+ * reference run over the 256 byte values, so no output byte changes. */
+
+static bool byte_op(kn_op op) {
+  switch (op) {
+  case KN_OP_ADD: case KN_OP_SUB: case KN_OP_MUL: case KN_OP_DIV:
+  case KN_OP_MAX: case KN_OP_MIN: case KN_OP_RELU: case KN_OP_CLIP:
+  case KN_OP_SIGMOID: case KN_OP_HARDSWISH: case KN_OP_HARDSIGMOID:
+  case KN_OP_LEAKY_RELU: case KN_OP_TANH:
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* Table of node c over the 256 values of its input `slot` (every other
+ * input a one-element constant), or false when c is not such a function. */
+#define TABLE_MAX_INPUTS 4
+static bool byte_table(kn_graph *g, const kn_node *c, int slot,
+                       int8_t table[256]) {
+  if (!byte_op(c->op) || c->num_outputs != 1 || c->num_inputs < 1 ||
+      c->num_inputs > TABLE_MAX_INPUTS || c->outputs[0] < 0)
+    return false;
+  const kn_op_info *info = kn_op_get(c->op);
+  if (!info || !info->run || (info->scratch && info->scratch(g, c)))
+    return false;
+  const kn_tensor *y = &g->tensors[c->outputs[0]];
+  if (!per_tensor_i8(y))
+    return false;
+  kn_tensor t[TABLE_MAX_INPUTS + 1];
+  int in_index[TABLE_MAX_INPUTS];
+  uint8_t values[256];
+  for (int v = 0; v < 256; v++)
+    values[v] = (uint8_t)v; /* as int8: 0..127, then -128..-1 */
+  int8_t raw[256];
+  for (int k = 0; k < c->num_inputs; k++) {
+    int ti = c->inputs[k];
+    in_index[k] = -1;
+    if (ti < 0 || g->tensors[ti].optional_absent) {
+      if (k == slot)
+        return false;
+      continue;
+    }
+    t[k] = g->tensors[ti];
+    if (k == slot) {
+      if (!per_tensor_i8(&t[k]))
+        return false;
+      t[k].ndim = 1;
+      t[k].dims[0] = 256;
+      t[k].data = values;
+      t[k].kind = KN_TENSOR_ACTIVATION;
+    } else {
+      if (!kn_is_const(&t[k]) || kn_tensor_numel(&t[k]) != 1)
+        return false;
+      t[k].ndim = 1;
+      t[k].dims[0] = 1;
+    }
+    in_index[k] = k;
+  }
+  int out_index = c->num_inputs;
+  t[out_index] = *y;
+  t[out_index].ndim = 1;
+  t[out_index].dims[0] = 256;
+  t[out_index].data = raw;
+  t[out_index].kind = KN_TENSOR_ACTIVATION;
+  kn_node tn = *c;
+  tn.inputs = in_index;
+  tn.outputs = &out_index;
+  kn_graph tg = *g;
+  tg.tensors = t;
+  tg.num_tensors = out_index + 1;
+  tg.verbose = 0;
+  kn_exec tx = {&tg, NULL, 0, 1, NULL};
+  kestrel_error err;
+  if (info->run(&tx, &tn, &err) != KESTREL_OK)
+    return false;
+  /* raw is indexed by the byte (0..255 = 0..127, -128..-1); tables by
+   * q + 128. */
+  for (int q8 = -128; q8 < 128; q8++)
+    table[q8 + 128] = raw[(uint8_t)(int8_t)q8];
+  return true;
+}
+
+/* Clamp bounds of a clamp activation on the output quantization, as
+ * conv_fast.c computes them. */
+static void clamp_bounds_q(const kn_node *n, const kn_tensor *y, int32_t *lo,
+                           int32_t *hi) {
+  kn_act a = kn_act_from_node(n);
+  double rl = -INFINITY, rh = INFINITY;
+  switch (a.kind) {
+  case KN_ACT_RELU: rl = 0.0; break;
+  case KN_ACT_RELU6: rl = 0.0; rh = 6.0; break;
+  case KN_ACT_RELU_N1_TO_1: rl = -1.0; rh = 1.0; break;
+  case KN_ACT_CLIP: rl = a.lo; rh = a.hi; break;
+  default: break;
+  }
+  float s = y->q_scale[0];
+  int32_t zp = y->q_zero_point[0];
+  double b[2] = {rl, rh};
+  int32_t out[2] = {-128, 127};
+  for (int i = 0; i < 2; i++) {
+    if (isinf(b[i]) || !(s > 0.0f))
+      continue;
+    double q = nearbyint(b[i] / (double)s) + zp;
+    out[i] = q < -128.0 ? -128 : (q > 127.0 ? 127 : (int32_t)q);
+  }
+  *lo = out[0];
+  *hi = out[1] < out[0] ? out[0] : out[1];
+}
+
+kestrel_status kn_pass_fuse_int8_tables(kn_graph *g, int *changed,
+                                        kestrel_error *err) {
+  int count = 0;
+  for (int pass = 0, again = 1; again && pass < 8; pass++) {
+    again = 0;
+    for (int i = 0; i < g->num_nodes; i++) {
+      kn_node *n = &g->nodes[i];
+      int64_t kind = kn_attr_int(n, "packed", 0);
+      if (n->dead || (kind != KN_PACKED_QS8_GEMM &&
+                      kind != KN_PACKED_QS8_DWCONV) ||
+          n->num_outputs != 1 || opt_input(g, n, 3) >= 0 ||
+          n->num_inputs < 3)
+        continue;
+      int t = n->outputs[0];
+      int ci = kn_edit_single_consumer(g, t);
+      if (ci < 0 || kn_edit_is_graph_output(g, t))
+        continue;
+      const kn_node *c = &g->nodes[ci];
+      int slot = -1;
+      for (int k = 0; k < c->num_inputs; k++)
+        if (c->inputs[k] == t)
+          slot = k;
+      int8_t f[256];
+      if (slot < 0 || !per_tensor_i8(&g->tensors[t]) ||
+          !byte_table(g, c, slot, f))
+        continue;
+      int old = opt_input(g, n, 4);
+      int8_t table[256];
+      if (old >= 0) {
+        const int8_t *ot = g->tensors[old].data;
+        if (g->tensors[old].dtype != KESTREL_DTYPE_I8 ||
+            kn_tensor_numel(&g->tensors[old]) != 256)
+          continue;
+        for (int q8 = 0; q8 < 256; q8++)
+          table[q8] = f[ot[q8] + 128];
+      } else {
+        int32_t lo, hi;
+        clamp_bounds_q(n, &g->tensors[t], &lo, &hi);
+        for (int q8 = -128; q8 < 128; q8++)
+          table[q8 + 128] =
+              f[(q8 < lo ? lo : (q8 > hi ? hi : q8)) + 128];
+      }
+      char name[256];
+      snprintf(name, sizeof name, "%s/table_%s",
+               n->name ? n->name : "node", c->name ? c->name : "op");
+      float y_scale = g->tensors[t].q_scale[0];
+      int32_t y_zero = g->tensors[t].q_zero_point[0];
+      int lt = new_const(g, name, KESTREL_DTYPE_I8, 256);
+      if (lt < 0)
+        return kn_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, "out of memory");
+      memcpy(g->tensors[lt].data, table, sizeof table);
+      n = &g->nodes[i];
+      c = &g->nodes[ci];
+      if (n->num_inputs < 5) {
+        int *in = realloc(n->inputs, 5 * sizeof(int));
+        if (!in)
+          return kn_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, "out of memory");
+        for (int k = n->num_inputs; k < 5; k++)
+          in[k] = -1;
+        n->inputs = in;
+        n->num_inputs = 5;
+      }
+      n->inputs[4] = lt;
+      if (old < 0) {
+        /* The clamp is in the table now; requantize to the conv's own
+         * output over the full range. */
+        kn_node_set_int(n, "activation", KN_ACT_NONE);
+        kn_node_set_float(n, "act_in_scale", y_scale);
+        kn_node_set_int(n, "act_in_zero_point", y_zero);
+      }
+      n->outputs[0] = c->outputs[0];
+      g->nodes[ci].dead = true;
+      kn_log(g, "fuse_int8_tables: folded %s '%s' into the table of %s '%s'",
+             kn_op_name(g->nodes[ci].op),
+             g->nodes[ci].name ? g->nodes[ci].name : "",
+             kn_op_name(n->op), n->name ? n->name : "");
+      count++;
+      again = 1;
+    }
+  }
+  if (changed)
+    *changed = count;
+  return KESTREL_OK;
+}
+
+/* ---- fuse_affine_epilogue ---------------------------------------------------
+ * The float twin of fuse_int8_tables: a Mul and then an Add by scalar
+ * constants right after a packed f32 conv (PP-OCR's learnable affine block
+ * after each activation) become attributes "post_mul" / "post_add" that
+ * the conv's epilogue applies to each finished tile: y = act(conv) * m + a,
+ * the same two roundings as the Mul and the Add, in the same order. */
+static bool scalar_f32_operand(const kn_graph *g, const kn_node *c, int t,
+                               float *v) {
+  if (c->num_inputs != 2 || c->num_outputs != 1 ||
+      kn_attr_int(c, "activation", KN_ACT_NONE) != KN_ACT_NONE)
+    return false;
+  int o = c->inputs[0] == t ? c->inputs[1] : c->inputs[0];
+  if (o < 0 || o == t || (c->inputs[0] != t && c->inputs[1] != t))
+    return false;
+  const kn_tensor *k = &g->tensors[o];
+  if (!kn_is_const(k) || k->dtype != KESTREL_DTYPE_F32 ||
+      kn_tensor_numel(k) != 1 || k->q_count)
+    return false;
+  *v = ((const float *)k->data)[0];
+  const kn_tensor *x = &g->tensors[t], *y = &g->tensors[c->outputs[0]];
+  return y->dtype == KESTREL_DTYPE_F32 && y->ndim == x->ndim &&
+         !memcmp(y->dims, x->dims, sizeof(int64_t) * (size_t)x->ndim);
+}
+
+kestrel_status kn_pass_fuse_affine_epilogue(kn_graph *g, int *changed,
+                                            kestrel_error *err) {
+  (void)err;
+  int count = 0;
+  for (int pass = 0, again = 1; again && pass < 4; pass++) {
+    again = 0;
+    for (int i = 0; i < g->num_nodes; i++) {
+      kn_node *n = &g->nodes[i];
+      int64_t kind = kn_attr_int(n, "packed", 0);
+      if (n->dead || (kind != KN_PACKED_F32_GEMM &&
+                      kind != KN_PACKED_F32_DWCONV) ||
+          n->num_outputs != 1 || kn_node_attr(n, "post_add"))
+        continue;
+      int t = n->outputs[0];
+      int ci = kn_edit_single_consumer(g, t);
+      if (ci < 0 || kn_edit_is_graph_output(g, t))
+        continue;
+      kn_node *c = &g->nodes[ci];
+      float v;
+      if ((c->op != KN_OP_MUL && c->op != KN_OP_ADD) ||
+          !scalar_f32_operand(g, c, t, &v) ||
+          (c->op == KN_OP_MUL && kn_node_attr(n, "post_mul")))
+        continue;
+      kn_node_set_float(n, c->op == KN_OP_MUL ? "post_mul" : "post_add", v);
+      n->outputs[0] = c->outputs[0];
+      c->dead = true;
+      kn_log(g, "fuse_affine_epilogue: folded %s '%s' into %s '%s'",
+             kn_op_name(c->op), c->name ? c->name : "", kn_op_name(n->op),
+             n->name ? n->name : "");
+      count++;
+      again = 1;
+    }
+  }
+  if (changed)
+    *changed = count;
+  return KESTREL_OK;
+}

@@ -44,6 +44,15 @@ kestrel_status kn_pass_convert_layout_nhwc(kn_graph *g, int *changed,
                                            kestrel_error *err);
 kestrel_status kn_pass_pack_weights(kn_graph *g, int *changed,
                                     kestrel_error *err);
+/* After pack_weights: an int8 op that is a function of one int8 byte (a
+ * scalar Mul/Add, Sigmoid, Clip, ...) and the only reader of a packed int8
+ * conv folds into the conv's 256-entry output table (pack_weights.c). */
+kestrel_status kn_pass_fuse_int8_tables(kn_graph *g, int *changed,
+                                        kestrel_error *err);
+/* After pack_weights: a Mul and/or Add by a float scalar constant right
+ * after a packed f32 conv become its "post_mul"/"post_add" epilogue. */
+kestrel_status kn_pass_fuse_affine_epilogue(kn_graph *g, int *changed,
+                                            kestrel_error *err);
 
 /* --- memory planning --------------------------------------------------- */
 typedef struct kn_memory_plan {

@@ -719,6 +719,12 @@ kestrel_status kestrel_quantize(kestrel_calibrator *c, kestrel_model **out,
     kn_graph_free(q);
     return kn_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, "out of memory");
   }
+  /* The report keeps FP32 tensor numbering (c->qgraph); the model itself
+   * sheds the records of the replaced float weights. */
+  if (kq_graph_compact(q) == 0 && (st = kn_graph_prepare(q, NULL, err))) {
+    kn_graph_free(q);
+    return st;
+  }
   return kq_model_wrap(q, kq_model_sha(c->model),
                        kestrel_model_source_format(c->model), out, err);
 }

@@ -290,3 +290,83 @@ void kq_exec_free(kq_exec *x) {
   free(x->scratch);
   memset(x, 0, sizeof(*x));
 }
+
+/* Drops dead nodes and every tensor no live node or graph boundary uses
+ * (the float weights the rewrite replaced), renumbering the rest, so that
+ * saved files carry no empty records. Returns 0, or -1 on OOM (graph
+ * unchanged). */
+int kq_graph_compact(kn_graph *g) {
+  int nt = g->num_tensors;
+  int *map = malloc(sizeof(int) * ((size_t)nt + 1));
+  kn_tensor *nts = malloc(sizeof(kn_tensor) * ((size_t)nt + 1));
+  if (!map || !nts) {
+    free(map);
+    free(nts);
+    return -1;
+  }
+  for (int t = 0; t < nt; t++)
+    map[t] = -1;
+  for (int i = 0; i < g->num_nodes; i++) {
+    kn_node *n = &g->nodes[i];
+    if (n->dead)
+      continue;
+    for (int k = 0; k < n->num_inputs; k++)
+      if (n->inputs[k] >= 0)
+        map[n->inputs[k]] = 0;
+    for (int k = 0; k < n->num_outputs; k++)
+      map[n->outputs[k]] = 0;
+  }
+  for (int i = 0; i < g->num_inputs; i++)
+    map[g->inputs[i]] = 0;
+  for (int i = 0; i < g->num_outputs; i++)
+    map[g->outputs[i]] = 0;
+  int kept = 0;
+  for (int t = 0; t < nt; t++) {
+    kn_tensor *x = &g->tensors[t];
+    if (map[t] < 0) {
+      free(x->name);
+      if (x->data_owned)
+        free(x->data);
+      free(x->q_scale);
+      free(x->q_zero_point);
+      continue;
+    }
+    map[t] = kept;
+    nts[kept++] = *x;
+  }
+  int live = 0;
+  for (int i = 0; i < g->num_nodes; i++) {
+    kn_node *n = &g->nodes[i];
+    if (n->dead) {
+      free(n->name);
+      free(n->op_name);
+      free(n->inputs);
+      free(n->outputs);
+      for (int a = 0; a < n->num_attrs; a++) {
+        free(n->attrs[a].name);
+        free(n->attrs[a].ints);
+        free(n->attrs[a].floats);
+        free(n->attrs[a].s);
+      }
+      free(n->attrs);
+      continue;
+    }
+    for (int k = 0; k < n->num_inputs; k++)
+      if (n->inputs[k] >= 0)
+        n->inputs[k] = map[n->inputs[k]];
+    for (int k = 0; k < n->num_outputs; k++)
+      n->outputs[k] = map[n->outputs[k]];
+    g->nodes[live++] = *n;
+  }
+  for (int i = 0; i < g->num_inputs; i++)
+    g->inputs[i] = map[g->inputs[i]];
+  for (int i = 0; i < g->num_outputs; i++)
+    g->outputs[i] = map[g->outputs[i]];
+  free(g->tensors);
+  g->tensors = nts;
+  g->num_tensors = kept;
+  g->cap_tensors = nt + 1;
+  g->num_nodes = live;
+  free(map);
+  return 0;
+}
