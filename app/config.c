@@ -71,6 +71,25 @@ static const KeyInfo keys[] = {
      "stop after S seconds (0: run until stopped)"},
     {"run", "status-every", KEY_DOUBLE, OFF(status_every), 0, 86400, NULL, "5",
      "seconds between status lines when running without a display (0: none)"},
+    {"network", "http", KEY_STRING, OFF(http), 0, 0, "off", "off",
+     "serve the web view, /stream.mjpg, /events and /metrics on ADDR:PORT (e.g. "
+     "127.0.0.1:8080); off: no HTTP server"},
+    {"network", "rtsp-port", KEY_INT, OFF(rtsp_port), 0, 65535, NULL, "0",
+     "serve the annotated video as H.264 over RTSP on this port, at /kestrel (0: off)"},
+    {"network", "rtsp-address", KEY_STRING, OFF(rtsp_address), 0, 0, NULL, "127.0.0.1",
+     "address the RTSP server listens on"},
+    {"network", "token", KEY_STRING, OFF(token), 0, 0, "none", "none",
+     "access token (16 to 256 characters) for HTTP and RTSP; required when a server listens "
+     "on an address other than loopback"},
+    {"network", "max-clients", KEY_INT, OFF(max_clients), 1, 10000, NULL, "64",
+     "most concurrent HTTP requests (streams included), and RTSP clients"},
+    {"network", "mjpeg-width", KEY_INT, OFF(mjpeg_width), 0, 8192, NULL, "640",
+     "width of /stream.mjpg (0: the frame's)"},
+    {"network", "mjpeg-quality", KEY_INT, OFF(mjpeg_quality), 1, 100, NULL, "75",
+     "JPEG quality of /stream.mjpg"},
+    {"network", "publish", KEY_STRING, OFF(publish), 0, 0, "none", "none",
+     "also send each frame's results as JSON lines (kestrelmetapublish location): a file, "
+     "udp://HOST:PORT or http://HOST:PORT/PATH; none: off"},
 };
 
 static const KeyInfo *find_key(const char *group, const char *key) {

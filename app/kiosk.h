@@ -48,6 +48,13 @@ typedef struct {
   gint64 frames;       /* stop after this many displayed frames; 0 = never */
   double duration;     /* seconds; 0 = never */
   double status_every; /* seconds between status lines when headless; 0 = never */
+  /* [network] (issue 7: net_http.c, net_rtsp.c, net_auth.c) */
+  char *http;          /* off | ADDR:PORT */
+  int rtsp_port;       /* 0: off */
+  char *rtsp_address;
+  char *token;         /* none | the access token */
+  int max_clients, mjpeg_width, mjpeg_quality;
+  char *publish;       /* none | kestrelmetapublish location: file, udp://, http:// */
 } KioskConfig;
 
 KioskConfig *kiosk_config_new(void);
@@ -118,6 +125,10 @@ GstElement *kiosk_pipeline_appsink(KioskPipeline *p);
 GstElement *kiosk_pipeline_detect(KioskPipeline *p); /* NULL without a model */
 gboolean kiosk_pipeline_is_source(KioskPipeline *p, GstObject *obj);
 void kiosk_pipeline_set_overlay(KioskPipeline *p, gboolean on);
+/* The tee after kestreloverlay and the kestrelmetapublish before it; NULL
+ * when no [network] output needs them. */
+GstElement *kiosk_pipeline_tee(KioskPipeline *p);
+GstElement *kiosk_pipeline_publish(KioskPipeline *p);
 /* Adds every tracker id seen so far to the set `into` (ids as GINT_TO_POINTER). */
 void kiosk_pipeline_collect_tracks(KioskPipeline *p, GHashTable *into);
 

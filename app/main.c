@@ -10,6 +10,9 @@
  * loop polls. So every state change (camera lost, model failed, stop) is
  * made here, in one place, in order. */
 #include "kiosk.h"
+#include "net_auth.h"
+#include "net_http.h"
+#include "net_rtsp.h"
 
 #include <SDL.h>
 #include <errno.h>
@@ -63,6 +66,11 @@ typedef struct {
   GArray *latency_ms; /* capture to display, live sources */
   double cpu_at_first_frame;
   GstSample *last_sample;
+
+  /* network outputs (issue 7), NULL when off; they outlive pipelines */
+  NetHttp *http;
+  NetRtsp *rtsp;
+  gint64 last_net_status_us;
 
   /* reliability */
   gint64 lost_us, last_probe_us;
@@ -327,6 +335,83 @@ static void set_model_error(Kiosk *k, const char *why) {
   k->dirty = TRUE;
 }
 
+/* --- network outputs (net_*.c) -------------------------------------------------- */
+
+static const char *config_token(const Kiosk *k) {
+  return strcmp(k->cfg->token, "none") ? k->cfg->token : NULL;
+}
+
+/* Starts the servers once; pipelines come and go under them. */
+static gboolean start_network(Kiosk *k, GError **error) {
+  if (strcmp(k->cfg->http, "off")) {
+    g_autofree char *address = NULL;
+    guint port = 0;
+    if (!net_parse_listen(k->cfg->http, &address, &port, error)) {
+      g_prefix_error(error, "[network] http: ");
+      return FALSE;
+    }
+    NetHttpOptions o = {.address = address,
+                        .port = port,
+                        .token = config_token(k),
+                        .max_clients = k->cfg->max_clients,
+                        .mjpeg_width = k->cfg->mjpeg_width,
+                        .mjpeg_quality = k->cfg->mjpeg_quality};
+    if (!(k->http = net_http_new(&o, error)))
+      return FALSE;
+    printf("kestrel-kiosk: web view on http://%s:%u/\n", address, net_http_port(k->http));
+  }
+  if (k->cfg->rtsp_port) {
+    NetRtspOptions o = {.address = k->cfg->rtsp_address,
+                        .port = (guint)k->cfg->rtsp_port,
+                        .token = config_token(k),
+                        .max_clients = k->cfg->max_clients};
+    if (!(k->rtsp = net_rtsp_new(&o, error)))
+      return FALSE;
+    printf("kestrel-kiosk: RTSP on rtsp://%s:%u" NET_RTSP_MOUNT " (%s)\n", k->cfg->rtsp_address,
+           net_rtsp_port(k->rtsp), net_rtsp_encoder(k->rtsp));
+  }
+  return TRUE;
+}
+
+static gboolean attach_network(Kiosk *k, GError **error) {
+  GstBin *bin = GST_BIN(kiosk_pipeline_element(k->pipe));
+  GstElement *tee = kiosk_pipeline_tee(k->pipe);
+  if (k->http) {
+    if (!net_http_attach(k->http, bin, tee, error))
+      return FALSE;
+    net_http_attach_metadata(k->http, kiosk_pipeline_publish(k->pipe));
+  }
+  return !k->rtsp || net_rtsp_attach(k->rtsp, bin, tee, error);
+}
+
+/* What only the kiosk knows, for /metrics; a few times a second. */
+static void update_network_status(Kiosk *k) {
+  gint64 now = g_get_monotonic_time();
+  if (!k->http || now - k->last_net_status_us < 250 * G_TIME_SPAN_MILLISECOND)
+    return;
+  k->last_net_status_us = now;
+  guint64 inferences = 0, dropped = 0;
+  GstElement *detect = k->pipe ? kiosk_pipeline_detect(k->pipe) : NULL;
+  GstStructure *s = NULL;
+  if (detect)
+    g_object_get(detect, "stats", &s, NULL);
+  if (s) {
+    gst_structure_get_uint64(s, "inferences", &inferences);
+    gst_structure_get_uint64(s, "dropped", &dropped);
+    gst_structure_free(s);
+  }
+  NetHttpStatus st = {.camera_state = k->state == STATE_RUNNING ? "running"
+                                      : k->state == STATE_LOST  ? "lost"
+                                                                : "stopped",
+                      .source = k->src.location,
+                      .model_path = k->model,
+                      .frames_shown = k->frames,
+                      .inferences = k->inferences + inferences,
+                      .inferences_dropped = dropped,
+                      .reconnects = k->reconnects};
+  net_http_set_status(k->http, &st);
+}
+
 /* Builds and starts the pipeline. Errors during start-up come back through
  * the bus and take the same paths as errors while running. */
 static gboolean start_pipeline(Kiosk *k, GError **error) {
@@ -334,6 +419,10 @@ static gboolean start_pipeline(Kiosk *k, GError **error) {
     k->pipe = kiosk_pipeline_new(k->cfg, &k->src, k->model, k->sidecar, k->headless, error);
     if (!k->pipe)
       return FALSE;
+    if (!attach_network(k, error)) {
+      drop_pipeline(k);
+      return FALSE;
+    }
     kiosk_pipeline_set_overlay(k->pipe, k->overlay);
     GstElement *pipeline = kiosk_pipeline_element(k->pipe);
     GstStateChangeReturn r = gst_element_set_state(pipeline, GST_STATE_PLAYING);
@@ -421,8 +510,13 @@ static void on_inference(Kiosk *k, const GstStructure *s) {
   /* Frames carry the newest result, which may be an earlier frame's
    * (stale) while the worker runs; the time is that result's. The mean
    * comes from the element's own count (stats), which sees every run. */
-  if (gst_structure_get_double(s, "inference-ms", &ms) && ms > 0)
+  gboolean stale = FALSE;
+  gst_structure_get_boolean(s, "stale", &stale);
+  if (gst_structure_get_double(s, "inference-ms", &ms) && ms > 0) {
     k->last_inference_ms = ms;
+    if (k->http && !stale)
+      net_http_note_inference(k->http, ms);
+  }
   const GValue *objects = gst_structure_get_value(s, "objects");
   k->objects_now =
       objects && GST_VALUE_HOLDS_ARRAY(objects) ? (int)gst_value_array_get_size(objects) : 0;
@@ -803,6 +897,8 @@ static const FlagMap flag_map[] = {
     {"--status-every", "run", "status-every", NULL},
     {"--snapshot-every", "snapshot", "every", NULL},
     {"--snapshot-dir", "snapshot", "dir", NULL},
+    {"--http", "network", "http", NULL},
+    {"--rtsp", "network", "rtsp-port", NULL},
 };
 
 /* Flags are applied after the config file, in the order given. */
@@ -896,6 +992,10 @@ int main(int argc, char **argv) {
        "Seconds between status lines when headless", "S"},
       {"snapshot-every", 0, 0, G_OPTION_ARG_CALLBACK, on_flag, "Save every Nth frame as JPEG", "N"},
       {"snapshot-dir", 0, 0, G_OPTION_ARG_CALLBACK, on_flag, "Folder for snapshots", "DIR"},
+      {"http", 0, 0, G_OPTION_ARG_CALLBACK, on_flag,
+       "Serve the web view, MJPEG, events and metrics on ADDR:PORT", "ADDR:PORT"},
+      {"rtsp", 0, 0, G_OPTION_ARG_CALLBACK, on_flag, "Serve RTSP (H.264) on PORT at /kestrel",
+       "PORT"},
       {"set", 0, 0, G_OPTION_ARG_CALLBACK, on_flag, "Set any key: GROUP.KEY=VALUE",
        "GROUP.KEY=VALUE"},
       {"screenshot", 0, 0, G_OPTION_ARG_FILENAME, &screenshot,
@@ -971,6 +1071,10 @@ int main(int argc, char **argv) {
   choose_model(&k);
   if (k.model_error)
     g_printerr("kestrel-kiosk: %s; the video goes on without detection\n", k.model_error);
+  if (!start_network(&k, &error)) {
+    g_printerr("kestrel-kiosk: %s\n", error->message);
+    return 2;
+  }
 
   /* The display: a window or full screen where there is a screen, else none. */
   const char *mode = k.cfg->display;
@@ -1057,6 +1161,7 @@ int main(int argc, char **argv) {
     }
     if (k.headless && k.unlimited)
       print_status(&k);
+    update_network_status(&k);
     if (done)
       break;
   }
@@ -1064,6 +1169,8 @@ int main(int argc, char **argv) {
   /* Clean stop: the pipeline to NULL (device closed, threads joined), files
    * were written whole (snapshots are renamed into place). */
   drop_pipeline(&k);
+  net_http_free(k.http); /* after the pipeline: its branches fed them */
+  net_rtsp_free(k.rtsp);
   print_summary(&k); /* after the stop: the counts include the last frames */
   if (k.last_sample)
     gst_sample_unref(k.last_sample);

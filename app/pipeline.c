@@ -20,6 +20,7 @@
 
 struct KioskPipeline {
   GstElement *pipeline, *source, *convert, *detect, *overlay, *appsink;
+  GstElement *tee, *publish; /* network outputs only */
   gulong probe_id;
   gint overlay_on; /* atomic: read on the streaming thread */
   GMutex lock;
@@ -240,6 +241,18 @@ KioskPipeline *kiosk_pipeline_new(const KioskConfig *cfg, const KioskSource *src
       last = track;
     }
   }
+  /* Each frame's results as JSON lines, for /events and [network] publish,
+   * taken before the o key can strip them. */
+  gboolean web = strcmp(cfg->http, "off") != 0;
+  if (web || strcmp(cfg->publish, "none")) {
+    if (!(p->publish = make("kestrelmetapublish", "publish", error)))
+      goto failed;
+    g_object_set(p->publish, "location", cfg->publish, NULL);
+    gst_bin_add(GST_BIN(p->pipeline), p->publish);
+    if (!gst_element_link(last, p->publish))
+      goto link_failed;
+    last = p->publish;
+  }
   if (!(p->overlay = make("kestreloverlay", "overlay", error)))
     goto failed;
   /* With a window the HUD is drawn by SDL (sharper, with the model and
@@ -262,7 +275,18 @@ KioskPipeline *kiosk_pipeline_new(const KioskConfig *cfg, const KioskSource *src
                "drop", src->live, "enable-last-sample", FALSE, "qos", FALSE, NULL);
   gst_bin_add(GST_BIN(p->pipeline), p->appsink);
   gst_caps_unref(raw);
-  if (!gst_element_link(p->overlay, p->appsink))
+  GstElement *to_display = p->overlay;
+  if (web || cfg->rtsp_port) {
+    /* The display, the web view and RTSP each take the annotated frame;
+     * the network branches are leaky and never hold the display back. */
+    if (!(p->tee = make("tee", "network", error)))
+      goto failed;
+    gst_bin_add(GST_BIN(p->pipeline), p->tee);
+    if (!gst_element_link(p->overlay, p->tee))
+      goto link_failed;
+    to_display = p->tee;
+  }
+  if (!gst_element_link(to_display, p->appsink))
     goto link_failed;
   return p;
 
@@ -302,6 +326,14 @@ gboolean kiosk_pipeline_is_source(KioskPipeline *p, GstObject *obj) {
 
 void kiosk_pipeline_set_overlay(KioskPipeline *p, gboolean on) {
   g_atomic_int_set(&p->overlay_on, on);
+}
+
+GstElement *kiosk_pipeline_tee(KioskPipeline *p) {
+  return p->tee;
+}
+
+GstElement *kiosk_pipeline_publish(KioskPipeline *p) {
+  return p->publish;
 }
 
 void kiosk_pipeline_collect_tracks(KioskPipeline *p, GHashTable *into) {

@@ -691,7 +691,67 @@ def case_web_chromium():
     print(f"ok: {seen['pictures']} pictures, {seen['lists']} detection lists, counts {seen['counts']!r}")
 
 
+def case_kiosk_network():
+    """The kiosk itself: --http and --rtsp flags, the token from its config file."""
+    kiosk = os.environ.get("KIOSK", "")
+    check(kiosk and os.path.exists(kiosk), "KIOSK is not set to the built kestrel-kiosk")
+    need(CLIP)
+    ports = []
+    for _ in range(2):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        ports.append(s.getsockname()[1])
+        s.close()
+    http_port, rtsp_port = ports
+    conf = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"kestrel-net-{os.getpid()}.conf")
+    with open(conf, "w") as f:
+        f.write(f"[network]\ntoken = {TOKEN}\nmjpeg-width = 480\n")
+    auth = {"Authorization": "Bearer " + TOKEN}
+    p = subprocess.Popen([kiosk, "--config", conf, "--headless", "--duration", "25", "--source", CLIP,
+                          "--http", f"127.0.0.1:{http_port}", "--rtsp", str(rtsp_port)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 15
+        while True:
+            try:
+                r, _ = get(http_port, "/healthz", auth, timeout=1)
+                break
+            except OSError:
+                check(time.time() < deadline and p.poll() is None, "the kiosk's web server never came up")
+                time.sleep(0.2)
+        r, _ = get(http_port, "/healthz")
+        check(r.status == 401, f"the config file's token is not enforced: {r.status}")
+        m = MjpegReader(http_port, headers=f"Authorization: Bearer {TOKEN}\r\n".encode())
+        w, hh = jpeg_size(m.part())
+        m.close()
+        check((w, hh) == (480, 270), f"MJPEG {w}x{hh}, want 480x270 (mjpeg-width from the config)")
+        _, events = read_events(http_port, 10, "/events?token=" + urllib.parse.quote(TOKEN, safe=""))
+        check(len(events) == 10 and any(e["objects"] for e in events), "no faces in /events")
+        r, body = get(http_port, "/metrics", auth)
+        _, samples = parse_prometheus(body.decode())
+        info = [s[1] for s in samples if s[0] == "kestrel_model_info"]
+        check(info and info[0]["name"].startswith("face_detection"), f"model info {info}")
+        check(any(s[0] == "kestrel_inferences_total" and s[2] > 0 for s in samples), "no inferences")
+        code, caps, pts, log = rtsp_client(f"rtsp://127.0.0.1:{rtsp_port}/kestrel", 45,
+                                           ["user-id=kestrel", f"user-pw={TOKEN}"])
+        check(code == 0 and caps and "width=(int)1280" in caps[-1], "RTSP: " + log[-800:])
+        rate = (len(pts) - 1) / (pts[-1] - pts[0])
+        check(abs(rate - 15) < 1.5, f"RTSP at {rate:.2f} fps, the clip is 15")
+        p.terminate()
+        out = p.communicate(timeout=20)[0]
+        check(p.returncode == 0, f"kiosk exit {p.returncode}: {out[-500:]}")
+        check("web view on http://127.0.0.1" in out and "RTSP on rtsp://" in out, out[:500])
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.unlink(conf)
+    print(f"ok: kiosk with token from its config: MJPEG 480x270, events with faces, metrics, "
+          f"RTSP 1280x720 at {rate:.2f} fps")
+
+
 CASES = {
+    "kiosk-network": case_kiosk_network,
     "web-chromium": case_web_chromium,
     "auth-unit": case_auth_unit,
     "http-mjpeg": case_http_mjpeg,
