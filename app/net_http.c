@@ -87,16 +87,15 @@ struct NetHttp {
 static char *find_web_dir(const char *wanted) {
   const char *env = g_getenv("KESTREL_WEB_DIR");
   const char *candidates[4] = {wanted, env, NULL, NULL};
-  g_autofree char *source = NULL, *installed = NULL;
   /* The kiosk knows where the models' assets are; the page sits beside them. */
 #ifdef KESTREL_SOURCE_ASSETS
   g_autofree char *src_parent = g_path_get_dirname(KESTREL_SOURCE_ASSETS);
-  source = g_build_filename(src_parent, "web", NULL);
+  g_autofree char *source = g_build_filename(src_parent, "web", NULL);
   candidates[2] = source;
 #endif
 #ifdef KESTREL_DATADIR
   g_autofree char *data_parent = g_path_get_dirname(KESTREL_DATADIR);
-  installed = g_build_filename(data_parent, "web", NULL);
+  g_autofree char *installed = g_build_filename(data_parent, "web", NULL);
   candidates[3] = installed;
 #endif
   for (size_t i = 0; i < G_N_ELEMENTS(candidates); i++) {

@@ -39,8 +39,15 @@ static gboolean net_rtsp_auth_authenticate(GstRTSPAuth *auth, GstRTSPContext *ct
   if (ctx->request)
     gst_rtsp_message_get_header(ctx->request, GST_RTSP_HDR_AUTHORIZATION, &authorization, 0);
   g_autofree char *query_token = net_query_token(ctx->uri ? ctx->uri->query : NULL);
-  if (net_auth_check(self->rules, authorization, query_token) == NET_AUTH_OK)
+  /* Players build the SETUP and PLAY URLs from the stream's control URL,
+   * which loses a ?token= given to DESCRIBE: a connection that has shown
+   * the token once stays authenticated (it is the same peer). */
+  gboolean known = ctx->client && g_object_get_data(G_OBJECT(ctx->client), "kestrel-authenticated");
+  if (known || net_auth_check(self->rules, authorization, query_token) == NET_AUTH_OK) {
     ctx->token = self->token; /* borrowed, as the base class does */
+    if (ctx->client)
+      g_object_set_data(G_OBJECT(ctx->client), "kestrel-authenticated", GINT_TO_POINTER(1));
+  }
   return TRUE;
 }
 

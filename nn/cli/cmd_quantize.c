@@ -285,22 +285,48 @@ int cmd_quantize(int argc, char **argv) {
     cli_error("%s", err.message);
     goto done;
   }
+  /* The sidecar travels inside the INT8 file exactly as `kestrel compile`
+   * embeds it: --config, else the one a .kestrel input carries, else the
+   * one `kestrel detect` would find for the source model. */
   if (!sidecar_from &&
+      kestrel_model_source_format(fp32) == KESTREL_FORMAT_KESTREL) {
+    size_t n = 0;
+    const char *text = kestrel_model_sidecar(fp32, &n);
+    if (text && n > 0) {
+      sidecar_text = malloc(n + 1);
+      if (!sidecar_text) {
+        cli_error("out of memory");
+        goto done;
+      }
+      memcpy(sidecar_text, text, n);
+      sidecar_text[n] = '\0';
+      sidecar_size = n;
+      sidecar_from = model_path;
+    }
+  }
+  if (!sidecar_from &&
+      kestrel_model_source_format(fp32) != KESTREL_FORMAT_KESTREL &&
       kestrel_sidecar_find(model_path, kestrel_model_sha256(fp32),
                            cli_asset_dir(), found, sizeof(found),
                            &err) == KESTREL_OK)
     sidecar_from = found;
   if (sidecar_from) {
-    if (kestrel_sidecar_load(sidecar_from, &sc, &err)) {
-      cli_error("%s", err.message);
-      goto done;
-    }
-    have_sidecar = 1;
-    if (cli_read_file(sidecar_from, (size_t)1 << 20, &sidecar_text,
+    if (!sidecar_text &&
+        cli_read_file(sidecar_from, (size_t)1 << 20, &sidecar_text,
                       &sidecar_size, &err)) {
       cli_error("%s", err.message);
       goto done;
     }
+    /* Parse the very bytes that get embedded: what calibration uses is
+     * what detect, the plugin and the kiosk will read back. */
+    if (kestrel_sidecar_parse((const char *)sidecar_text, sidecar_size,
+                              sidecar_from, NULL, &sc, &err)) {
+      cli_error("%s", err.message);
+      goto done;
+    }
+    have_sidecar = 1;
+    if (qo.verbose)
+      fprintf(stderr, "kestrel: embedding sidecar %s\n", sidecar_from);
   }
   if (!qo.dynamic && !have_sidecar) {
     cli_error("%s: no sidecar found (give --config): calibration needs the "

@@ -526,11 +526,31 @@ def case_rtsp_auth():
         check(code != 0, "played with a wrong token")
         code, caps, pts, log = rtsp_client(url, 10, ["user-id=kestrel", f"user-pw={TOKEN}"])
         check(code == 0 and len(pts) >= 10, "the token (Basic) did not play: " + log)
+        code, caps, pts, log = rtsp_client(url + "?token=" + urllib.parse.quote(TOKEN, safe=""), 10)
+        check(code == 0 and len(pts) >= 10, "?token= did not play: " + log)
+        code, caps, pts, log = rtsp_client(url + "?token=wrong-0123456789abcdef", 5)
+        check(code != 0, "played with a wrong ?token=")
         code, _, _, log = rtsp_client(f"rtsp://127.0.0.1:{h.rtsp}/nothing", 5,
                                       ["user-id=kestrel", f"user-pw={TOKEN}"])
         check(code != 0 and ("Not Found" in log or "not found" in log), "unknown mount: " + log[-300:])
         h.stop()
-    print("ok: 401 without/with wrong token, plays with it, unknown mount 404")
+    print("ok: 401 without/with wrong token, plays with it (Basic, ?token=), unknown mount 404")
+
+
+def case_rtsp_client_cap():
+    with Harness("--rtsp", "0", "--max-clients", "1") as h:
+        url = f"rtsp://127.0.0.1:{h.rtsp}/kestrel"
+        first = subprocess.Popen(["gst-launch-1.0", "-q", "rtspsrc", f"location={url}", "!",
+                                  "rtph264depay", "!", "fakesink", "num-buffers=90"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)
+        code, _, _, log = rtsp_client(url, 5)
+        check(code != 0 and "Unavailable" in log, "a 2nd client beyond max-clients 1: " + log[-400:])
+        check(first.wait(timeout=20) == 0, "the first client did not play to the end")
+        code, _, pts, log = rtsp_client(url, 5)
+        check(code == 0, "the slot did not free: " + log[-400:])
+        h.stop()
+    print("ok: max-clients 1: the 2nd client gets 503, the slot frees when the first leaves")
 
 
 # --- kestrelmetapublish network targets ----------------------------------------------
@@ -651,9 +671,9 @@ def case_publish_dead_collector():
                           "retry-max=200", "!", "fakesink", "sync=false"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(1.5)
+        time.sleep(1.0)
         a = rss_kb(p.pid)
-        time.sleep(3)
+        time.sleep(2.0)
         b = rss_kb(p.pid)
     finally:
         p.terminate()
@@ -764,6 +784,7 @@ CASES = {
     "http-slow-client": case_http_slow_client,
     "rtsp-play": case_rtsp_play,
     "rtsp-auth": case_rtsp_auth,
+    "rtsp-client-cap": case_rtsp_client_cap,
     "publish-udp": case_publish_udp,
     "publish-http": case_publish_http,
     "publish-dead-collector": case_publish_dead_collector,

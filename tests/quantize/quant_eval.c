@@ -16,6 +16,11 @@
  *                       fail (exit 1) below these
  *     --report DIR      per-layer report of the quantized model
  *     --export-onnx F   also write the INT8 model as ONNX QDQ
+ *     --input-noise K   no quantization: compare FP32 on the evaluation
+ *                       images against FP32 on the same images with uniform
+ *                       noise of +-K grey levels added to every RGB byte
+ *                       (a camera's noise floor), to put INT8 numbers in
+ *                       context
  * Prints one JSON line with the measurements. */
 #include <math.h>
 #include <stdio.h>
@@ -67,8 +72,22 @@ static int make_crops(const cli_image *img, cli_image *out, int max) {
   return n;
 }
 
+/* Uniform integer noise in [-k, k] on every byte (fixed seed: repeatable). */
+static void add_noise(cli_image *img, int k) {
+  static unsigned state = 2463534242u;
+  size_t n = (size_t)img->width * img->height * 3;
+  for (size_t i = 0; i < n; i++) {
+    state ^= state << 13;
+    state ^= state >> 17;
+    state ^= state << 5;
+    int v = img->rgb[i] + (int)(state % (unsigned)(2 * k + 1)) - k;
+    img->rgb[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+  }
+}
+
 static int load_samples(char **paths, int count, const kestrel_sidecar *sc,
-                        const kestrel_tensor *shape, int crops, sample **out) {
+                        const kestrel_tensor *shape, int crops, int noise,
+                        sample **out) {
   int cap = crops ? count * 64 : count, n = 0;
   sample *s = calloc((size_t)cap + 1, sizeof(sample));
   size_t elems = kestrel_tensor_numel(shape);
@@ -79,6 +98,8 @@ static int load_samples(char **paths, int count, const kestrel_sidecar *sc,
       fprintf(stderr, "quant_eval: skipping %s: %s\n", paths[i], err.message);
       continue;
     }
+    if (noise > 0)
+      add_noise(&img, noise);
     cli_image parts[64];
     int np = 1;
     if (crops)
@@ -151,6 +172,7 @@ int main(int argc, char **argv) {
   kestrel_load_options lo = kestrel_load_options_default();
   double min_agree = -1, min_snr = -INFINITY, min_f1 = -1, min_decision = -1;
   double min_confident = -1;
+  int input_noise = 0;
   const char *report = NULL, *onnx = NULL;
   char **calib = NULL, **eval = NULL;
   int ncalib = 0, neval = 0;
@@ -182,6 +204,10 @@ int main(int argc, char **argv) {
       report = argv[++i];
     } else if (!strcmp(a, "--export-onnx") && i + 1 < argc) {
       onnx = argv[++i];
+    } else if (!strcmp(a, "--input-noise") && i + 1 < argc) {
+      input_noise = atoi(argv[++i]);
+      if (input_noise < 1 || input_noise > 64)
+        return 2;
     } else if (!strcmp(a, "--verbose")) {
       qo.verbose = 1;
     } else if (!strcmp(a, "--calib")) {
@@ -210,24 +236,36 @@ int main(int argc, char **argv) {
   const kestrel_tensor *in = kestrel_model_input(fp32, 0);
   int is_cls = !strcmp(task, "cls");
   sample *cs = NULL, *es = NULL;
-  int nc = load_samples(calib, ncalib, &sc, in, is_cls, &cs);
-  int ne = load_samples(eval, neval, &sc, in, is_cls, &es);
-  if ((!qo.dynamic && nc == 0) || ne == 0) {
+  sample *ns = NULL;
+  int nc = input_noise ? 0 : load_samples(calib, ncalib, &sc, in, is_cls, 0, &cs);
+  int ne = load_samples(eval, neval, &sc, in, is_cls, 0, &es);
+  if (input_noise &&
+      load_samples(eval, neval, &sc, in, is_cls, input_noise, &ns) != ne) {
+    fprintf(stderr, "quant_eval: noisy evaluation set differs\n");
+    return 2;
+  }
+  if ((!qo.dynamic && !input_noise && nc == 0) || ne == 0) {
     fprintf(stderr, "quant_eval: no calibration or evaluation images\n");
     return 2;
   }
-  kestrel_calibrator *cal;
-  if (kestrel_calibrator_create(fp32, &qo, &cal, &err))
-    die("calibrator", &err);
-  for (int i = 0; i < nc && !qo.dynamic; i++)
-    if (kestrel_calibrator_add(cal, cs[i].data, &err))
-      die("calibrate", &err);
-  if (kestrel_quantize(cal, &int8, &err))
-    die("quantize", &err);
-  if (report && kestrel_quantize_report_write(cal, report, &err))
-    die("report", &err);
-  if (onnx && kestrel_export_onnx(int8, onnx, &err))
-    die("export", &err);
+  kestrel_calibrator *cal = NULL;
+  if (input_noise) {
+    /* The "quantized" side is the FP32 model itself on noisy inputs. */
+    if (kestrel_model_load(model_path, &lo, &int8, &err))
+      die(model_path, &err);
+  } else {
+    if (kestrel_calibrator_create(fp32, &qo, &cal, &err))
+      die("calibrator", &err);
+    for (int i = 0; i < nc && !qo.dynamic; i++)
+      if (kestrel_calibrator_add(cal, cs[i].data, &err))
+        die("calibrate", &err);
+    if (kestrel_quantize(cal, &int8, &err))
+      die("quantize", &err);
+    if (report && kestrel_quantize_report_write(cal, report, &err))
+      die("report", &err);
+    if (onnx && kestrel_export_onnx(int8, onnx, &err))
+      die("export", &err);
+  }
   kestrel_session *sf, *sq;
   if (kestrel_session_create(fp32, NULL, &sf, &err) ||
       kestrel_session_create(int8, NULL, &sq, &err))
@@ -239,7 +277,8 @@ int main(int argc, char **argv) {
   for (int i = 0; i < ne; i++) {
     size_t bytes = kestrel_tensor_bytes(in);
     memcpy(kestrel_session_input(sf, 0)->data, es[i].data, bytes);
-    memcpy(kestrel_session_input(sq, 0)->data, es[i].data, bytes);
+    memcpy(kestrel_session_input(sq, 0)->data, ns ? ns[i].data : es[i].data,
+           bytes);
     if (kestrel_session_run(sf, &err) || kestrel_session_run(sq, &err))
       die("run", &err);
     size_t no = kestrel_model_num_outputs(fp32);
@@ -279,10 +318,15 @@ int main(int argc, char **argv) {
   double snr = noise > 0 ? 10 * log10(sig / noise) : 200.0;
   double f1 = nref + ntest ? 2.0 * tp / (nref + ntest) : 1.0;
   double agreement = (double)agree / ne;
+  char how[64];
+  if (input_noise)
+    snprintf(how, sizeof(how), "fp32-noise-%d", input_noise);
+  else
+    snprintf(how, sizeof(how), "%s",
+             qo.dynamic ? "dynamic" : kestrel_calib_method_name(qo.method));
   printf("{\"task\":\"%s\",\"method\":\"%s\",\"calib_inputs\":%d,"
          "\"eval_inputs\":%d,\"output_snr_db\":%.2f",
-         task, qo.dynamic ? "dynamic" : kestrel_calib_method_name(qo.method),
-         nc, ne, snr);
+         task, how, nc, ne, snr);
   if (is_cls)
     printf(",\"top1_agreement\":%.4f,\"rotate_decision_agreement\":%.4f,"
            "\"confident_inputs\":%d,\"confident_top1_agreement\":%.4f",
@@ -318,8 +362,12 @@ int main(int argc, char **argv) {
   kestrel_sidecar_free(&sc);
   for (int i = 0; i < nc; i++)
     free(cs[i].data);
-  for (int i = 0; i < ne; i++)
+  for (int i = 0; i < ne; i++) {
     free(es[i].data);
+    if (ns)
+      free(ns[i].data);
+  }
+  free(ns);
   free(cs);
   free(es);
   return fail ? 1 : 0;

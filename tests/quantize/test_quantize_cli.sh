@@ -5,6 +5,8 @@
 #  - --keep-float keeps the named node FP32 (visible in the report),
 #  - a video as calibration source (frames decoded by gst-launch-1.0),
 #  - --calib none (dynamic) produces a model that runs,
+#  - the sidecar travels inside the INT8 file (as `kestrel compile` embeds
+#    it): detect needs no sidecar on disk, and --config replaces it,
 #  - the INT8 model exported as ONNX QDQ loads in ONNX Runtime and its
 #    output matches Kestrel's INT8 output.
 set -eu
@@ -72,6 +74,31 @@ grep -q "face" "$T/det.txt" || fail "int8 BlazeFace found no face"
   -o "$T/face.dyn.kestrel" >/dev/null || fail "quantize --calib none"
 "$K" detect "$T/face.dyn.kestrel" "$P/sample1.jpg" | grep -q face ||
   fail "dynamic int8 BlazeFace found no face"
+
+# 4b. The sidecar is embedded verbatim: with no asset folder to look in,
+# detect still finds the faces, and a --config sidecar is the one used.
+empty="$T/no-assets"
+mkdir "$empty"
+contains() { # FILE NEEDLE-FILE: NEEDLE's bytes occur in FILE
+  /usr/bin/python3 -c 'import sys; a = open(sys.argv[1], "rb").read(); \
+b = open(sys.argv[2], "rb").read(); sys.exit(0 if b and b in a else 1)' "$1" "$2"
+}
+S="$KESTREL_SOURCE_DIR/assets/models/face_detection_short_range.sidecar"
+contains "$T/face.int8.kestrel" "$S" || fail "static int8 file lacks the sidecar"
+contains "$T/face.dyn.kestrel" "$S" || fail "dynamic int8 file lacks the sidecar"
+cp "$T/face.int8.kestrel" "$T/renamed.kestrel"
+KESTREL_ASSETS="$empty" "$K" detect "$T/renamed.kestrel" "$P/sample1.jpg" \
+  > "$T/det.txt" || fail "detect without a sidecar on disk"
+grep -q "face" "$T/det.txt" || fail "embedded sidecar: no face found"
+sed 's/^labels = face$/labels = visage/' "$S" > "$T/custom.sidecar"
+grep -q "labels = visage" "$T/custom.sidecar" || fail "sidecar edit"
+"$K" quantize "$M/face_detection_short_range.tflite" --calib none \
+  --config "$T/custom.sidecar" -o "$T/custom.kestrel" >/dev/null ||
+  fail "quantize --config"
+contains "$T/custom.kestrel" "$T/custom.sidecar" || fail "--config not embedded"
+KESTREL_ASSETS="$empty" "$K" detect "$T/custom.kestrel" "$P/sample1.jpg" \
+  > "$T/det.txt" || fail "detect with the --config sidecar"
+grep -q "visage" "$T/det.txt" || fail "the embedded --config sidecar is not used"
 
 # 5. Errors are clear and exit 1.
 if "$K" quantize "$M/face_detection_short_range.tflite" --calib "$T/nowhere" \
