@@ -70,3 +70,10 @@ done
 # shellcheck disable=SC2086
 "$EVAL" det "$M/ch_PP-OCRv4_det_infer.onnx" "$A/ch_PP-OCRv4_det_infer.sidecar" \
   --shape "$DET_SHAPE" --target-snr 25 --calib $TEXT_CAL --eval $TEXT_EVAL || true
+# The FP32 model's own noise floor: FP32 on the evaluation images against
+# FP32 on the same images with +-K grey levels of uniform noise.
+for k in 1 2 4; do
+  # shellcheck disable=SC2086
+  "$EVAL" det "$M/ch_PP-OCRv4_det_infer.onnx" "$A/ch_PP-OCRv4_det_infer.sidecar" \
+    --shape "$DET_SHAPE" --input-noise "$k" --eval $TEXT_EVAL || true
+done

@@ -32,6 +32,9 @@
 #include <string.h>
 
 #include "gstkestrelinfer.h"
+
+#include <stdlib.h>
+#include <kestrel/compile.h>
 #include "kestreljpeg.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_kestrel_infer_debug);
@@ -348,6 +351,23 @@ model_warm_up (KestrelInferModel * m, GError ** error)
   return TRUE;
 }
 
+/* The sidecar embedded in a compiled .kestrel file (kestrel compile and
+ * kestrel quantize write it there), so INT8 models need no config. */
+static kestrel_status
+load_embedded_sidecar (const gchar * path, kestrel_sidecar * sc,
+    kestrel_error * err)
+{
+  char *text = NULL;
+  size_t size = 0;
+  kestrel_status st = kestrel_compiled_sidecar (path, &text, &size, err);
+
+  if (st != KESTREL_OK)
+    return st;
+  st = kestrel_sidecar_parse (text, size, path, NULL, sc, err);
+  free (text);
+  return st;
+}
+
 /* Loads model + sidecar + session; may run on any thread. frame_width /
  * frame_height (0: unknown) size the tensor of `multiple` resize models. */
 static KestrelInferModel *
@@ -380,6 +400,16 @@ kestrel_infer_model_load (const gchar * path, const gchar * config,
     if (st != KESTREL_OK) {
       g_set_error (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
           "cannot read config '%s': %s", config, err.message);
+      goto error;
+    }
+  } else if (kestrel_is_compiled_file (path)
+      && (st = load_embedded_sidecar (path, &m->sidecar, &err))
+      != KESTREL_ERROR_IO) {
+    /* A compiled model carries its sidecar; KESTREL_ERROR_IO means it has
+     * none and the usual lookup below applies. */
+    if (st != KESTREL_OK) {
+      g_set_error (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
+          "cannot read the sidecar embedded in '%s': %s", path, err.message);
       goto error;
     }
   } else {

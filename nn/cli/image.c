@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef KESTREL_HAVE_IMAGES
 #include <png.h>
 #include <turbojpeg.h>
+#endif
 
 #include "cli.h"
 
@@ -43,6 +45,7 @@ int path_is_image(const char *path) {
          has_suffix(path, ".png");
 }
 
+#ifdef KESTREL_HAVE_IMAGES
 static kestrel_status load_jpeg(const char *path, const uint8_t *data,
                                 size_t size, cli_image *img,
                                 kestrel_error *err) {
@@ -154,6 +157,8 @@ static kestrel_status load_png(const char *path, const uint8_t *data,
   return KESTREL_OK;
 }
 
+#endif /* KESTREL_HAVE_IMAGES */
+
 kestrel_status image_load(const char *path, cli_image *img,
                           kestrel_error *err) {
   memset(img, 0, sizeof(*img));
@@ -162,11 +167,19 @@ kestrel_status image_load(const char *path, cli_image *img,
   if (cli_read_file(path, IMAGE_FILE_MAX, &data, &size, err))
     return KESTREL_ERROR_IO;
   kestrel_status st;
+#ifdef KESTREL_HAVE_IMAGES
   if (size >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff)
     st = load_jpeg(path, data, size, img, err);
   else if (size >= 8 && !memcmp(data, "\x89PNG\r\n\x1a\n", 8))
     st = load_png(path, data, size, img, err);
   else
+#else
+  if ((size >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff) ||
+      (size >= 8 && !memcmp(data, "\x89PNG\r\n\x1a\n", 8)))
+    st = fail(err, KESTREL_ERROR_UNSUPPORTED,
+              "%s: built without JPEG/PNG support (meson -Dimages)", path);
+  else
+#endif
     st = fail(err, KESTREL_ERROR_UNSUPPORTED,
               "%s: not a JPEG or PNG file (checked magic bytes)", path);
   free(data);

@@ -9,7 +9,9 @@
 #include <string.h>
 
 #include "cli.h"
+#ifdef KESTREL_HAVE_ONNX
 #include "onnx.pb-c.h"
+#endif
 
 /* Inputs larger than this are not images or test vectors. */
 #define TENSOR_FILE_MAX ((size_t)1 << 31)
@@ -264,6 +266,8 @@ kestrel_status npy_save(const char *path, const kestrel_tensor *t,
 
 /* --- ONNX TensorProto ----------------------------------------------------- */
 
+#ifdef KESTREL_HAVE_ONNX
+
 static kestrel_dtype onnx_dtype(int32_t t) {
   switch (t) {
   case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: return KESTREL_DTYPE_F32;
@@ -380,3 +384,14 @@ done:
     cli_tensor_free(out);
   return st;
 }
+
+#else /* !KESTREL_HAVE_ONNX */
+
+kestrel_status pb_load(const char *path, cli_tensor *out, kestrel_error *err) {
+  memset(out, 0, sizeof(*out));
+  return fail(err, KESTREL_ERROR_UNSUPPORTED,
+              "%s: .pb tensors: built without ONNX support (meson -Donnx)",
+              path);
+}
+
+#endif

@@ -8,6 +8,7 @@
 
 #include "conv_fast.h"
 #include "ops_common.h"
+#include "q8_requant.h"
 
 /* Output positions accumulated at once in a stack row (kernels never
  * allocate; a row of this many floats stays in L1). */
@@ -401,16 +402,21 @@ kestrel_status kn_qconv_run(const kn_node *n, const kn_qconv *q,
   size_t xel = kestrel_dtype_size(q->x->dtype);
   const int32_t *bias = q->bias ? q->bias->data : NULL;
   int32_t acc[CONV_TILE];
+  /* The packed kernels' requantization (q8_requant.h), so that packing a
+   * model changes no output byte. */
+  kn_q8_epilogue epi;
+  if (!q->raw_int32)
+    kn_q8_epilogue_init(&epi, &q->act, q->y_scale, q->y_zero, q->y->dtype);
   for (int64_t in = 0; in < xv->n; in++) {
     for (int64_t m = 0; m < yv->c; m++) {
       int64_t g = m / p.mg;
       int64_t wbase = m * p.cg * p.ksize;
       int32_t wz = qconv_w_zero(q, m);
       int32_t bv = bias ? bias[m] : 0;
-      double mult = 1.0;
+      float mult = 1.0f;
       if (!q->raw_int32) {
         float ws = q->w_scale_count > 1 ? q->w_scale[m] : q->w_scale[0];
-        mult = (double)q->x_scale * (double)ws;
+        mult = kn_q8_channel_scale(&epi, q->x_scale, ws);
       }
       for (int64_t od = 0; od < yv->sp[0]; od++) {
         for (int64_t oh = 0; oh < yv->sp[1]; oh++) {
@@ -459,11 +465,8 @@ kestrel_status kn_qconv_run(const kn_node *n, const kn_qconv *q,
               if (q->raw_int32) {
                 ((int32_t *)q->y->data)[yi] = acc[j];
               } else {
-                float real = (float)(acc[j] * mult);
-                real = kn_act_apply1(&q->act, real);
-                int64_t v = kn_round_even((double)real / q->y_scale) + q->y_zero;
                 kn_store_int(q->y->data, q->y->dtype, yi,
-                             kn_saturate(v, q->y->dtype));
+                             kn_q8_epilogue_apply(&epi, acc[j], mult));
               }
             }
           }
@@ -750,21 +753,22 @@ static kestrel_status convt_run_q8(const kn_exec *ex, const kn_node *n,
     }
   }
   kn_act act = kn_act_from_node(n);
-  double xs = kn_q_scale(xt, 0);
-  float ys = kn_q_scale(yt, 0);
-  int32_t yz = kn_q_zero(yt, 0);
+  float xs = kn_q_scale(xt, 0);
+  kn_q8_epilogue epi;
+  kn_q8_epilogue_init(&epi, &act, kn_q_scale(yt, 0), kn_q_zero(yt, 0),
+                      yt->dtype);
   for (int64_t in = 0; in < yv->n; in++)
     for (int64_t m = 0; m < yv->c; m++) {
-      double mult = xs * kn_q_scale(wt, wt->q_count > 1 ? m : 0);
+      float mult = kn_q8_channel_scale(
+          &epi, xs, kn_q_scale(wt, wt->q_count > 1 ? m : 0));
       for (int64_t a = 0; a < yv->sp[0]; a++)
         for (int64_t b = 0; b < yv->sp[1]; b++)
           for (int64_t c = 0; c < yv->sp[2]; c++) {
             int64_t i = in * yv->stride_n + m * yv->stride_c +
                         a * yv->stride_sp[0] + b * yv->stride_sp[1] +
                         c * yv->stride_sp[2];
-            float real = kn_act_apply1(&act, (float)(acc[i] * mult));
-            int64_t v = kn_round_even((double)real / ys) + yz;
-            kn_store_int(yt->data, yt->dtype, i, kn_saturate(v, yt->dtype));
+            kn_store_int(yt->data, yt->dtype, i,
+                         kn_q8_epilogue_apply(&epi, acc[i], mult));
           }
     }
   return KESTREL_OK;
@@ -863,6 +867,9 @@ static uint64_t convt_macs(kn_graph *g, const kn_node *n) {
 /* ---- integer GEMM core --------------------------------------------------- */
 
 void kn_qgemm_run(const kn_qgemm *q) {
+  kn_q8_epilogue epi;
+  if (!q->raw_int32)
+    kn_q8_epilogue_init(&epi, &q->act, q->y_scale, q->y_zero, q->y_dt);
   for (int64_t i = 0; i < q->m; i++) {
     int32_t az = q->a_zero ? kn_load_int(q->a_zero, q->a_zero_dt,
                                          q->a_zero_count > 1 ? i : 0)
@@ -882,10 +889,9 @@ void kn_qgemm_run(const kn_qgemm *q) {
         ((int32_t *)q->y)[yi] = acc;
       } else {
         float bs = q->b_scale_count > 1 ? q->b_scale[j] : q->b_scale[0];
-        float real = (float)((double)acc * q->a_scale * bs);
-        real = kn_act_apply1(&q->act, real);
-        int64_t v = kn_round_even((double)real / q->y_scale) + q->y_zero;
-        kn_store_int(q->y, q->y_dt, yi, kn_saturate(v, q->y_dt));
+        kn_store_int(q->y, q->y_dt, yi,
+                     kn_q8_epilogue_apply(
+                         &epi, acc, kn_q8_channel_scale(&epi, q->a_scale, bs)));
       }
     }
   }

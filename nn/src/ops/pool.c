@@ -8,6 +8,7 @@
 
 #include "eltwise_fast.h"
 #include "ops_common.h"
+#include "resize_fast.h"
 
 /* Optional output i: NULL when absent. */
 static kn_tensor *opt_out(kn_graph *g, const kn_node *n, int i) {
@@ -747,12 +748,9 @@ static kestrel_status resize_infer(kn_graph *g, kn_node *n,
 
 /* One axis's source positions for an output coordinate: up to four taps
  * (element offset along the axis times its stride, weight). */
-typedef struct resize_tap {
-  int64_t off;
-  double w;
-} resize_tap;
+typedef kn_resize_tap resize_tap;
 
-#define RESIZE_TAPS 4
+#define RESIZE_TAPS KN_RESIZE_TAPS
 
 static double resize_coord(const resize_plan *p, int a, int64_t xo,
                            int64_t in) {
@@ -872,7 +870,8 @@ static size_t resize_scratch(kn_graph *g, const kn_node *n) {
   size_t positions = 0;
   for (int i = 0; i < y->ndim; i++)
     positions += (size_t)y->dims[i];
-  return positions * (RESIZE_TAPS * sizeof(resize_tap) + 1) + 64;
+  return positions * (RESIZE_TAPS * sizeof(resize_tap) + 1) + 64 +
+         kn_resize_fast_scratch(y);
 }
 
 /* Fast path (ops/eltwise_fast.c's sibling, for FPN upsampling): every
@@ -991,6 +990,11 @@ static kestrel_status resize_run(const kn_exec *ex, const kn_node *n,
     if (ntaps[a] > 1)
       active[nact++] = a;
   if (nact == 0 && resize_single_tap(xt, yt, &p, taps, outside))
+    return KESTREL_OK;
+  if (nact > 0 &&
+      kn_resize_fast_run(xt, yt, (const resize_tap *const *)taps, ntaps,
+                         (const uint8_t *const *)outside, fp,
+                         ex->scratch_bytes - need))
     return KESTREL_OK;
   const float *x = xt->data;
   float *y = yt->data;

@@ -1,12 +1,12 @@
 /* The shared requantization of quantized Conv/Gemm/ConvTranspose outputs
  * (q8_requant.h): the reference ops use it so that an unpacked INT8 model
  * and the same model packed for the fast kernels give identical bytes. */
-#include "ops/q8_requant.h"
+#include "q8_requant.h"
 
 #include <math.h>
 #include <string.h>
 
-#include "../../kernels/kernels.h"
+#include "kernels.h"
 
 static bool is_clamp(int kind) {
   return kind == KN_ACT_NONE || kind == KN_ACT_RELU || kind == KN_ACT_RELU6 ||

@@ -26,7 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ops/ops_common.h"
+#include "ops_common.h"
 
 typedef enum kn_q8_epilogue_kind {
   KN_Q8_EPI_CLAMP = 0, /* bounds only */

@@ -5,6 +5,7 @@
  * int64 data. Shapes that depend on a tensor's values need that tensor to be
  * a constant; anything else is rejected as a dynamic shape. */
 #include "ops_eltwise.h"
+#include "threadpool.h"
 
 #include <float.h>
 #include <math.h>
@@ -304,6 +305,18 @@ static kestrel_status unsqueeze_infer(kn_graph *g, kn_node *n,
   return KESTREL_OK;
 }
 
+/* Elements one thread should at least get: below this the pool's wake-up
+ * costs more than the copy. */
+#define KN_SHAPE_PAR_GRAIN 16384
+
+/* Items per chunk of a parallel-for so that a chunk moves at least that
+ * many elements. */
+static size_t par_grain(int64_t per_item) {
+  if (per_item <= 0 || per_item >= KN_SHAPE_PAR_GRAIN)
+    return 1;
+  return (size_t)(KN_SHAPE_PAR_GRAIN / per_item);
+}
+
 /* ---------------------------------------------------------------- Concat */
 
 static kestrel_status concat_infer(kn_graph *g, kn_node *n,
@@ -348,48 +361,75 @@ static kestrel_status concat_infer(kn_graph *g, kn_node *n,
   return KESTREL_OK;
 }
 
-static kestrel_status concat_run(const kn_exec *x, const kn_node *n,
-                                 kestrel_error *err) {
-  kn_graph *g = x->graph;
-  kn_tensor *out = kn_out(g, n, 0);
+typedef struct concat_job {
+  kn_graph *g;
+  const kn_node *n;
+  kn_tensor *out;
   int axis;
-  kn_ew_axis(kn_attr_int(n, "axis", 0), out->ndim, &axis);
-  size_t es = elem_size(out);
-  int64_t outer = kn_numel(axis, out->dims);
-  int64_t inner = kn_numel(out->ndim - axis - 1, out->dims + axis + 1);
-  int64_t out_row = out->dims[axis] * inner; /* elements per outer step */
+  size_t es;
+  int64_t inner, out_row;
+  kn_ew_act act;
+} concat_job;
+
+/* Outer steps [begin, end): for each, every input's slice goes to its place
+ * in the output row, then the fused activation runs on those rows. Each
+ * output byte is written by exactly one chunk, the same way for any split. */
+static void concat_chunk(void *ctx, size_t begin, size_t end, int thread) {
+  (void)thread;
+  const concat_job *j = ctx;
+  const kn_tensor *out = j->out;
   bool quant_out = kn_ew_is_quantized(out);
   kn_ew_quant qo = quant_out ? kn_ew_quant_of(out) : (kn_ew_quant){0};
   int64_t at = 0; /* element offset of this input inside an output row */
-  for (int i = 0; i < n->num_inputs; i++) {
-    const kn_tensor *t = kn_in(g, n, i);
-    int64_t chunk = t->dims[axis] * inner;
+  for (int i = 0; i < j->n->num_inputs; i++) {
+    const kn_tensor *t = kn_in(j->g, j->n, i);
+    int64_t chunk = t->dims[j->axis] * j->inner;
     bool requant = false;
     kn_ew_quant qi = {0};
     if (quant_out && kn_ew_is_quantized(t)) {
       qi = kn_ew_quant_of(t);
       requant = qi.scale != qo.scale || qi.zero_point != qo.zero_point;
     }
-    for (int64_t o = 0; o < outer && chunk > 0; o++) {
-      const uint8_t *src = (const uint8_t *)t->data + (size_t)(o * chunk) * es;
-      uint8_t *dst = (uint8_t *)out->data + (size_t)(o * out_row + at) * es;
+    for (int64_t o = (int64_t)begin; o < (int64_t)end && chunk > 0; o++) {
+      const uint8_t *src =
+          (const uint8_t *)t->data + (size_t)(o * chunk) * j->es;
+      uint8_t *dst =
+          (uint8_t *)out->data + (size_t)(o * j->out_row + at) * j->es;
       if (!requant) {
-        memcpy(dst, src, (size_t)chunk * es);
+        memcpy(dst, src, (size_t)chunk * j->es);
         continue;
       }
-      for (int64_t j = 0; j < chunk; j++) {
-        float v = kn_ew_dequant(&qi, (int32_t)kn_ew_load_i64(src, t->dtype, j));
-        kn_ew_store_i64(dst, out->dtype, j, kn_ew_requant(&qo, v));
+      for (int64_t k = 0; k < chunk; k++) {
+        float v =
+            kn_ew_dequant(&qi, (int32_t)kn_ew_load_i64(src, t->dtype, k));
+        kn_ew_store_i64(dst, out->dtype, k, kn_ew_requant(&qo, v));
       }
     }
     at += chunk;
   }
-  kn_ew_act act;
-  kestrel_status st = kn_ew_act_read(n, &act, err);
+  if (j->act.kind != KN_ACT_NONE && out->dtype == KESTREL_DTYPE_F32)
+    kn_ew_act_apply(&j->act, (float *)out->data + (size_t)begin * j->out_row,
+                    (int64_t)(end - begin) * j->out_row);
+}
+
+static kestrel_status concat_run(const kn_exec *x, const kn_node *n,
+                                 kestrel_error *err) {
+  kn_graph *g = x->graph;
+  concat_job j = {.g = g, .n = n, .out = kn_out(g, n, 0)};
+  kn_tensor *out = j.out;
+  kn_ew_axis(kn_attr_int(n, "axis", 0), out->ndim, &j.axis);
+  j.es = elem_size(out);
+  int64_t outer = kn_numel(j.axis, out->dims);
+  j.inner = kn_numel(out->ndim - j.axis - 1, out->dims + j.axis + 1);
+  j.out_row = out->dims[j.axis] * j.inner; /* elements per outer step */
+  kestrel_status st = kn_ew_act_read(n, &j.act, err);
   if (st != KESTREL_OK)
     return st;
-  if (act.kind != KN_ACT_NONE && out->dtype == KESTREL_DTYPE_F32)
-    kn_ew_act_apply(&act, out->data, kn_tensor_numel(out));
+  /* NHWC channel concats have one outer step per pixel: split those over
+   * the session's threads. */
+  if (outer > 0)
+    kn_parallel_for(x->pool, (size_t)outer, par_grain(j.out_row),
+                    concat_chunk, &j);
   return KESTREL_OK;
 }
 
@@ -547,21 +587,29 @@ static kestrel_status transpose_infer(kn_graph *g, kn_node *n,
   return KESTREL_OK;
 }
 
-/* Copies a strided view of src (element strides per output dim) into the
- * dense dst. Shared by Transpose and Slice. */
-static void strided_copy(void *dst, const void *src, size_t es, int nd,
-                         const int64_t *dims, const int64_t *strides,
-                         int64_t base) {
-  int64_t numel = kn_numel(nd, dims);
-  if (numel == 0)
+/* Copies rows [row0, row1) of a strided view of src (element strides per
+ * output dim; a row is the innermost dimension) into the same rows of the
+ * dense dst. Shared by Transpose and Slice; Transpose splits the rows over
+ * the thread pool, every row is copied the same way whoever copies it. */
+static void strided_copy_rows(void *dst, const void *src, size_t es, int nd,
+                              const int64_t *dims, const int64_t *strides,
+                              int64_t base, int64_t row0, int64_t row1) {
+  if (row0 >= row1)
     return;
   int64_t idx[KN_MAX_DIMS] = {0};
   int64_t inner = nd ? dims[nd - 1] : 1;
   int64_t step = nd ? strides[nd - 1] : 0;
   int64_t off = base;
-  uint8_t *d = dst;
+  /* Start position: row0 as a mixed-radix index over dims[0..nd-2]. */
+  int64_t r = row0;
+  for (int k = nd - 2; k >= 0; k--) {
+    idx[k] = r % dims[k];
+    r /= dims[k];
+    off += idx[k] * strides[k];
+  }
+  uint8_t *d = (uint8_t *)dst + (size_t)(row0 * inner) * es;
   const uint8_t *s = src;
-  for (int64_t row = 0; row < numel / inner; row++) {
+  for (int64_t row = row0; row < row1; row++) {
     if (es == 4) {
       for (int64_t j = 0; j < inner; j++)
         memcpy(d + (size_t)j * 4, s + (size_t)(off + j * step) * 4, 4);
@@ -578,6 +626,35 @@ static void strided_copy(void *dst, const void *src, size_t es, int nd,
       idx[k] = 0;
     }
   }
+}
+
+/* Rows (innermost runs) of a dense tensor of shape dims; 0 if empty. */
+static int64_t strided_rows(int nd, const int64_t *dims) {
+  int64_t numel = kn_numel(nd, dims);
+  int64_t inner = nd ? dims[nd - 1] : 1;
+  return numel == 0 || inner == 0 ? 0 : numel / inner;
+}
+
+static void strided_copy(void *dst, const void *src, size_t es, int nd,
+                         const int64_t *dims, const int64_t *strides,
+                         int64_t base) {
+  strided_copy_rows(dst, src, es, nd, dims, strides, base, 0,
+                    strided_rows(nd, dims));
+}
+
+typedef struct transpose_job {
+  void *dst;
+  const void *src;
+  size_t es;
+  int nd;
+  const int64_t *dims, *strides;
+} transpose_job;
+
+static void transpose_chunk(void *ctx, size_t begin, size_t end, int thread) {
+  (void)thread;
+  const transpose_job *j = ctx;
+  strided_copy_rows(j->dst, j->src, j->es, j->nd, j->dims, j->strides, 0,
+                    (int64_t)begin, (int64_t)end);
 }
 
 static kestrel_status transpose_run(const kn_exec *x, const kn_node *n,
@@ -597,8 +674,15 @@ static kestrel_status transpose_run(const kn_exec *x, const kn_node *n,
   }
   for (int d = 0; d < in->ndim; d++)
     strides[d] = in_strides[perm[d]];
-  strided_copy(out->data, in->data, elem_size(in), out->ndim, out->dims,
-               strides, 0);
+  /* The model's input transpose (NCHW -> NHWC) is a full pass over the
+   * largest activation: split its rows over the session's threads. */
+  transpose_job j = {out->data, in->data, elem_size(in), out->ndim,
+                     out->dims, strides};
+  int64_t rows = strided_rows(out->ndim, out->dims);
+  if (rows > 0)
+    kn_parallel_for(x->pool, (size_t)rows,
+                    par_grain(out->ndim ? out->dims[out->ndim - 1] : 1),
+                    transpose_chunk, &j);
   return KESTREL_OK;
 }
 

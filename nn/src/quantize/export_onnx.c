@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "onnx.pb-c.h"
+#include "ops/q8_requant.h"
 
 /* ---- a tiny allocation pool: everything is freed at the end ------------- */
 
@@ -330,6 +331,22 @@ static int quantize_output(exporter *e, int ti) {
              : -1;
 }
 
+/* An int8 Conv/Gemm/ConvTranspose whose activation is a table: its result
+ * is requantized to the activation's input before the table. */
+static bool table_epilogue(const kn_graph *g, const kn_node *n) {
+  if (n->op != KN_OP_CONV && n->op != KN_OP_GEMM &&
+      n->op != KN_OP_CONV_TRANSPOSE)
+    return false;
+  const kn_tensor *x = &g->tensors[n->inputs[0]];
+  const kn_tensor *y = &g->tensors[n->outputs[0]];
+  if (!is_q_act(x) || !is_q_act(y) || y->dtype != KESTREL_DTYPE_I8)
+    return false;
+  kn_act a = kn_act_from_node(n);
+  kn_q8_epilogue epi;
+  kn_q8_epilogue_init(&epi, &a, y->q_scale[0], y->q_zero_point[0], y->dtype);
+  return epi.kind == KN_Q8_EPI_TABLE;
+}
+
 /* ONNX activation node for a fused activation: in -> out. */
 static int emit_activation(exporter *e, const kn_node *n, const char *in,
                            const char *out) {
@@ -492,6 +509,33 @@ static kestrel_status emit_node(exporter *e, const kn_node *n,
       if (!add_node(e, "Add", pfmt(e, "%s__residual", n->name), ai, 2, ao, 1))
         return KESTREL_ERROR_OUT_OF_MEMORY;
       cur = ao[0];
+    }
+    if (act != KN_ACT_NONE && table_epilogue(g, n)) {
+      /* Kestrel's int8 conv rounds its result to the activation's input
+       * grid before the table (q8_requant.h): the same Q/DQ pair here. */
+      const kn_tensor *y = &g->tensors[n->outputs[0]];
+      kn_act a = kn_act_from_node(n);
+      kn_q8_epilogue epi;
+      kn_q8_epilogue_init(&epi, &a, y->q_scale[0], y->q_zero_point[0],
+                          y->dtype);
+      const char *sn = pfmt(e, "%s__act_in_scale", n->name);
+      const char *zn = pfmt(e, "%s__act_in_zero_point", n->name);
+      const char *qn = pfmt(e, "%s__act_in", n->name);
+      const char *dn = pfmt(e, "%s__act_in_dq", n->name);
+      float sc = (float)epi.out_scale;
+      int8_t zp = (int8_t)epi.zero_point;
+      if (!sn || !zn || !qn || !dn ||
+          add_init(e, sn, KESTREL_DTYPE_F32, 0, NULL, &sc, sizeof(sc)) ||
+          add_init(e, zn, KESTREL_DTYPE_I8, 0, NULL, &zp, sizeof(zp)))
+        return KESTREL_ERROR_OUT_OF_MEMORY;
+      const char *qi[3] = {cur, sn, zn}, *qo[1] = {qn};
+      const char *di[3] = {qn, sn, zn}, *dout[1] = {dn};
+      if (!add_node(e, "QuantizeLinear", pfmt(e, "%s__act_in_quantize",
+                                              n->name), qi, 3, qo, 1) ||
+          !add_node(e, "DequantizeLinear", pfmt(e, "%s__act_in_dequantize",
+                                                n->name), di, 3, dout, 1))
+        return KESTREL_ERROR_OUT_OF_MEMORY;
+      cur = dn;
     }
     if (act != KN_ACT_NONE) {
       if (emit_activation(e, n, cur, final0))
