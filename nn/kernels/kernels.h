@@ -169,6 +169,11 @@ static inline int8_t kn_qs8_requantize(int32_t acc, float scale,
   float x = (float)acc * scale;
   float lo = (float)(rq->out_min - rq->zero_point);
   float hi = (float)(rq->out_max - rq->zero_point);
+  /* A hostile file can make the scale inf and the product NaN: map it to
+   * the zero point instead of converting NaN (undefined). Valid models
+   * never take this branch, so SIMD paths need not match it. */
+  if (!(x == x))
+    x = 0.0f;
   x = x < lo ? lo : x;
   x = x > hi ? hi : x;
   /* x is within int range now, so the conversion (nearbyintf: round half

@@ -128,6 +128,8 @@ int32_t kn_q8_epilogue_apply(const kn_q8_epilogue *e, int32_t acc,
     v = kn_qs8_requantize(acc, channel_scale, &rq);
   } else {
     float x = (float)acc * channel_scale;
+    if (!(x == x))
+      x = 0.0f; /* NaN from a hostile scale: see kn_qs8_requantize */
     float lo = (float)(e->lo - e->zero_point);
     float hi = (float)(e->hi - e->zero_point);
     x = x < lo ? lo : x;
