@@ -275,7 +275,11 @@ int cmd_quantize(int argc, char **argv) {
   kestrel_calibrator *cal = NULL;
   char **files = NULL;
   size_t nfiles = 0;
-  char tmpdir[] = "/tmp/kestrel-calib-XXXXXX";
+  char tmpdir[4096];
+  /* Honour TMPDIR (as mkdtemp users are expected to); /tmp otherwise. */
+  const char *tmp_base = getenv("TMPDIR");
+  snprintf(tmpdir, sizeof(tmpdir), "%s/kestrel-calib-XXXXXX",
+           tmp_base && *tmp_base ? tmp_base : "/tmp");
   int made_tmp = 0;
   float *buf = NULL;
   uint8_t *sidecar_text = NULL;

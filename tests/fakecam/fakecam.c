@@ -792,7 +792,10 @@ static void load_dir(struct fc_source *s, const char *dir)
  * a child process, without LD_PRELOAD so the child cannot recurse into us. */
 static void load_video_via_gstreamer(struct fc_source *s, const char *path)
 {
-    char dir[] = "/tmp/kestrel-fakecam-XXXXXX";
+    char dir[PATH_MAX];
+    const char *tmp_base = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/kestrel-fakecam-XXXXXX",
+             tmp_base && *tmp_base ? tmp_base : "/tmp");
     if (!mkdtemp(dir)) {
         logf_("mkdtemp: %s", strerror(errno));
         return;

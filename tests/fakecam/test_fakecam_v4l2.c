@@ -872,9 +872,11 @@ static int mode_cycles(void)
 
 static int mode_unplugfile(void)
 {
-    char photos[4200], flag[64];
+    char photos[4200], flag[4200];
     snprintf(photos, sizeof photos, "%s/photos", cache_dir());
-    snprintf(flag, sizeof flag, "/tmp/kestrel-fakecam-unplug.%d", (int)getpid());
+    const char *tmp_base = getenv("TMPDIR");
+    snprintf(flag, sizeof flag, "%s/kestrel-fakecam-unplug.%d",
+             tmp_base && *tmp_base ? tmp_base : "/tmp", (int)getpid());
     unlink(flag);
     setenv("KESTREL_FAKECAM_DEVICES", "/dev/video2", 1);
     setenv("KESTREL_FAKECAM_SOURCE", photos, 1);
