@@ -69,7 +69,7 @@ for target in $TARGETS; do
   if ! ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       "$bin" -max_total_time="$SECONDS_PER_TARGET" -timeout=20 \
-      -rss_limit_mb=2048 -print_final_stats=1 \
+      -rss_limit_mb=4096 -malloc_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="$findings/" "$corpus" "$seeds" $regress; then
     echo "run-fuzzers: fuzz_$target found a problem; see $findings/"
     status=1
