@@ -31,10 +31,20 @@ for f in "$D/text_defocus.jpg" "$D/imageTextN.png" "$D/notes.png" \
   ln -s "$f" "$T/text/"
 done
 
+# The files are only as good as the quantizer and optimizer that made them:
+# a build whose kestrel binary differs from the one recorded in the stamp
+# (any change to nn/) makes them again, so a cached file never hides a fix.
+stamp="$OUT/.made-by"
+made_by=$(sha256sum "$K" | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" != "$made_by" ]; then
+  echo "quantize-defaults: $K changed since the cached models were made; making them again"
+  rm -f "$OUT"/*.kestrel
+fi
+
 quantize() { # NAME MODEL CALIB ARGS...
   name=$1 model=$2 calib=$3
   shift 3
-  if [ -f "$OUT/$name" ]; then
+  if [ -f "$OUT/$name" ] && "$K" info "$OUT/$name" >/dev/null 2>&1; then
     echo "quantize-defaults: $OUT/$name exists"
     return 0
   fi
@@ -52,3 +62,4 @@ quantize ch_ppocr_mobile_v2.0_cls_infer.int8.kestrel \
 quantize ch_PP-OCRv4_det_infer.int8.kestrel \
   "$M/ch_PP-OCRv4_det_infer.onnx" "$T/text" --input-shape 1,3,640,640 \
   --target-snr 25
+echo "$made_by" > "$stamp"

@@ -11,7 +11,7 @@
 
 static const char bench_help[] =
     "usage: kestrel bench MODEL [--threads N] [--iters N] [--warmup N]\n"
-    "                     [--input-shape N,C,H,W] [--json]\n"
+    "                     [--input-shape N,C,H,W] [--json] [--profile]\n"
     "\n"
     "Fills the inputs with fixed pseudo-random values, runs --warmup\n"
     "untimed iterations, then --iters timed ones, and reports the median\n"
@@ -24,6 +24,8 @@ static const char bench_help[] =
     "  --warmup N           untimed runs first (default 3)\n"
     "  --input-shape SHAPE  fix input 0, e.g. 1,3,640,640\n"
     "  --json               {\"median_ms\",\"min_ms\",\"mean_ms\",\"peak_rss_kb\",...}\n"
+    "  --profile            also time every node: the nodes and the op types\n"
+    "                       that cost most (mean ms per run, share of the total)\n"
     "  -h, --help           this text\n";
 
 static int by_double(const void *a, const void *b) {
@@ -54,6 +56,75 @@ static void fill_pseudo_random(kestrel_tensor *t) {
   }
 }
 
+static int by_total_desc(const void *a, const void *b) {
+  double x = ((const kestrel_node_profile *)a)->total_ms;
+  double y = ((const kestrel_node_profile *)b)->total_ms;
+  return (x < y) - (x > y);
+}
+
+/* The 25 costliest nodes, then the time per op type (with its node count).
+ * Profiled runs include the warm-up ones; means are per run. */
+static void print_profile(const kestrel_session *session) {
+  size_t n = kestrel_session_profile(session, NULL, 0);
+  kestrel_node_profile *p = n ? calloc(n, sizeof(*p)) : NULL;
+  if (!p)
+    return;
+  kestrel_session_profile(session, p, n);
+  double total = 0;
+  for (size_t i = 0; i < n; i++)
+    total += p[i].total_ms;
+  long runs = p[0].runs > 0 ? p[0].runs : 1;
+  qsort(p, n, sizeof(*p), by_total_desc);
+  printf("\nprofile: %zu nodes, %.3f ms per run in nodes (%ld runs)\n", n,
+         total / (double)runs, runs);
+  printf("%9s %6s  %-22s %-34s %s\n", "ms/run", "share", "op", "detail",
+         "node");
+  for (size_t i = 0; i < n && i < 25; i++)
+    printf("%9.4f %5.1f%%  %-22s %-34s %s\n", p[i].total_ms / (double)runs,
+           total > 0 ? 100.0 * p[i].total_ms / total : 0.0, p[i].op,
+           p[i].detail, p[i].name);
+  /* By op type: fold entries with the same op name (small n: quadratic). */
+  printf("\n%9s %6s %6s  %s\n", "ms/run", "share", "nodes", "op");
+  for (size_t i = 0; i < n; i++) {
+    if (!p[i].op)
+      continue;
+    double sum = p[i].total_ms;
+    int count = 1;
+    for (size_t j = i + 1; j < n; j++)
+      if (p[j].op && strcmp(p[j].op, p[i].op) == 0) {
+        sum += p[j].total_ms;
+        count++;
+        p[j].op = NULL;
+      }
+    printf("%9.4f %5.1f%% %6d  %s\n", sum / (double)runs,
+           total > 0 ? 100.0 * sum / total : 0.0, count, p[i].op);
+  }
+  free(p);
+}
+
+/* ,"profile":[{"name","op","detail","ms"}...] in execution order, ms per
+ * run. */
+static void print_profile_json(const kestrel_session *session) {
+  size_t n = kestrel_session_profile(session, NULL, 0);
+  kestrel_node_profile *p = n ? calloc(n, sizeof(*p)) : NULL;
+  printf(",\"profile\":[");
+  if (p) {
+    kestrel_session_profile(session, p, n);
+    for (size_t i = 0; i < n; i++) {
+      printf("%s{\"name\":", i ? "," : "");
+      json_string(stdout, p[i].name);
+      printf(",\"op\":");
+      json_string(stdout, p[i].op);
+      printf(",\"detail\":");
+      json_string(stdout, p[i].detail);
+      printf(",\"ms\":%.6f}",
+             p[i].runs ? p[i].total_ms / (double)p[i].runs : 0.0);
+    }
+  }
+  printf("]");
+  free(p);
+}
+
 int cmd_bench(int argc, char **argv) {
   static const struct option opts[] = {
       {"threads", required_argument, NULL, 't'},
@@ -61,11 +132,12 @@ int cmd_bench(int argc, char **argv) {
       {"warmup", required_argument, NULL, 'w'},
       {"input-shape", required_argument, NULL, 's'},
       {"json", no_argument, NULL, 'j'},
+      {"profile", no_argument, NULL, 'p'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
   long threads = 1, iters = 20, warmup = 3;
-  int json = 0;
+  int json = 0, profile = 0;
   kestrel_load_options lo = kestrel_load_options_default();
   opterr = 0;
   int c;
@@ -88,6 +160,7 @@ int cmd_bench(int argc, char **argv) {
         return cli_usage_error("bench ", "bad --input-shape '%s'", optarg);
       break;
     case 'j': json = 1; break;
+    case 'p': profile = 1; break;
     case 'h': fputs(bench_help, stdout); return EXIT_OK;
     default:
       return cli_usage_error("bench ", "unknown or incomplete option '%s'",
@@ -105,7 +178,7 @@ int cmd_bench(int argc, char **argv) {
     return cli_error("%s", err.message);
   t_load = now_ms() - t_load;
   kestrel_session *session;
-  kestrel_session_options so = {.threads = (int)threads};
+  kestrel_session_options so = {.threads = (int)threads, .profile = profile};
   if (kestrel_session_create(model, &so, &session, &err)) {
     kestrel_model_free(model);
     return cli_error("%s: %s", path, err.message);
@@ -147,10 +220,13 @@ int cmd_bench(int argc, char **argv) {
     printf(",\"input_shape\":[%s],\"threads\":%ld,\"iters\":%ld,"
            "\"warmup\":%ld,\"median_ms\":%.3f,\"min_ms\":%.3f,"
            "\"mean_ms\":%.3f,\"max_ms\":%.3f,\"load_ms\":%.3f,"
-           "\"arena_bytes\":%zu,\"peak_rss_kb\":%ld}\n",
+           "\"arena_bytes\":%zu,\"peak_rss_kb\":%ld",
            shape, threads, iters, warmup, median, times[0], sum / iters,
            times[iters - 1], t_load, kestrel_session_arena_bytes(session),
            ru.ru_maxrss);
+    if (profile)
+      print_profile_json(session);
+    printf("}\n");
   } else {
     printf("model:       %s\ninput shape: [%s]\nthreads:     %ld\n"
            "iterations:  %ld (+%ld warm-up)\nmedian:      %.3f ms\n"
@@ -160,6 +236,8 @@ int cmd_bench(int argc, char **argv) {
            t_load, kestrel_session_arena_bytes(session) / 1048576.0,
            ru.ru_maxrss);
   }
+  if (profile && !json)
+    print_profile(session);
 done:
   free(times);
   kestrel_session_free(session);

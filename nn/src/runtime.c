@@ -9,8 +9,10 @@
 #include "passes/passes.h"
 #include "threadpool.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define KN_ARENA_ALIGN 64
 
@@ -25,6 +27,10 @@ struct kestrel_session {
   kn_threadpool *pool; /* NULL when single-threaded */
   kestrel_tensor *inputs;
   kestrel_tensor *outputs;
+  /* Profiling (options.profile): one entry per live node, in order. */
+  kestrel_node_profile *prof;
+  int *prof_node; /* node index of each entry */
+  size_t num_prof;
 };
 
 static size_t align_up(size_t v) {
@@ -43,6 +49,68 @@ static void view_of(kestrel_tensor *v, const kn_tensor *t) {
   v->quant.count = t->q_count;
   v->quant.scale = t->q_scale;
   v->quant.zero_point = t->q_zero_point;
+}
+
+/* "5x5/2 g=96 i8 [1,48,48,96]": what decides which kernel a node gets. */
+static void describe_node(const kn_graph *g, const kn_node *n, char *out,
+                          size_t cap) {
+  size_t len = 0;
+  const int64_t *k = NULL, *st = NULL;
+  int nk = kn_attr_ints(n, "kernel_shape", &k);
+  int ns = kn_attr_ints(n, "strides", &st);
+  if (nk == 2)
+    len += (size_t)snprintf(out + len, cap - len, "%lldx%lld",
+                            (long long)k[0], (long long)k[1]);
+  if (nk == 2 && ns == 2 && (st[0] != 1 || st[1] != 1))
+    len += (size_t)snprintf(out + len, cap - len, "/%lld", (long long)st[0]);
+  int64_t group = kn_attr_int(n, "group", 1);
+  if (len < cap && group > 1)
+    len += (size_t)snprintf(out + len, cap - len, " g=%lld",
+                            (long long)group);
+  if (len < cap && n->num_outputs > 0 && n->outputs[0] >= 0) {
+    const kn_tensor *t = &g->tensors[n->outputs[0]];
+    len += (size_t)snprintf(out + len, cap - len, "%s%s [", len ? " " : "",
+                            kestrel_dtype_name(t->dtype));
+    for (int d = 0; d < t->ndim && len < cap; d++)
+      len += (size_t)snprintf(out + len, cap - len, "%s%lld", d ? "," : "",
+                              (long long)t->dims[d]);
+    if (len < cap)
+      snprintf(out + len, cap - len, "]");
+  }
+}
+
+static bool profile_init(kestrel_session *s) {
+  const kn_graph *g = &s->graph;
+  s->prof = calloc((size_t)g->num_nodes + 1, sizeof(*s->prof));
+  s->prof_node = calloc((size_t)g->num_nodes + 1, sizeof(int));
+  if (!s->prof || !s->prof_node)
+    return false;
+  for (int i = 0; i < g->num_nodes; i++) {
+    const kn_node *n = &g->nodes[i];
+    if (n->dead)
+      continue;
+    kestrel_node_profile *p = &s->prof[s->num_prof];
+    p->name = n->name ? n->name : "";
+    p->op = kn_op_name(n->op);
+    describe_node(g, n, p->detail, sizeof(p->detail));
+    s->prof_node[s->num_prof++] = i;
+  }
+  return true;
+}
+
+static double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+size_t kestrel_session_profile(const kestrel_session *s,
+                               kestrel_node_profile *out, size_t max) {
+  if (!s || !s->prof)
+    return 0;
+  for (size_t i = 0; i < s->num_prof && i < max; i++)
+    out[i] = s->prof[i];
+  return s->num_prof;
 }
 
 kestrel_status kestrel_session_create(const kestrel_model *model,
@@ -118,6 +186,10 @@ kestrel_status kestrel_session_create(const kestrel_model *model,
     x->data_owned = false;
     x->data = x->arena_offset >= 0 ? s->arena + x->arena_offset : s->arena;
   }
+  if (options && options->profile && !profile_init(s)) {
+    kestrel_session_free(s);
+    return kn_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, "out of memory");
+  }
   for (int i = 0; i < g->num_inputs; i++)
     view_of(&s->inputs[i], &g->tensors[g->inputs[i]]);
   for (int i = 0; i < g->num_outputs; i++)
@@ -135,6 +207,8 @@ void kestrel_session_free(kestrel_session *s) {
   free(s->scratch);
   free(s->inputs);
   free(s->outputs);
+  free(s->prof);
+  free(s->prof_node);
   free(s);
 }
 
@@ -154,6 +228,18 @@ size_t kestrel_session_arena_bytes(const kestrel_session *s) {
 kestrel_status kestrel_session_run(kestrel_session *s, kestrel_error *err) {
   kn_graph *g = &s->graph;
   kn_exec x = {g, s->scratch, s->scratch_bytes, s->threads, s->pool};
+  if (s->prof) {
+    for (size_t p = 0; p < s->num_prof; p++) {
+      kn_node *n = &g->nodes[s->prof_node[p]];
+      double t0 = now_ms();
+      kestrel_status st = kn_op_get(n->op)->run(&x, n, err);
+      s->prof[p].total_ms += now_ms() - t0;
+      s->prof[p].runs++;
+      if (st != KESTREL_OK)
+        return st;
+    }
+    return KESTREL_OK;
+  }
   for (int i = 0; i < g->num_nodes; i++) {
     kn_node *n = &g->nodes[i];
     if (n->dead)

@@ -306,6 +306,23 @@ def case_bench():
     check(0 < b["min_ms"] <= b["median_ms"], "bench times %r" % b)
     check(b["peak_rss_kb"] > 1000, "peak rss %r" % b["peak_rss_kb"])
     check(b["input_shape"] == [1, 3, 48, 192], "shape from sidecar %r" % b["input_shape"])
+    # --profile: one entry per executed node, each timed, in run order.
+    rc, out, err = kestrel("bench", CLS, "--iters", "3", "--warmup", "0", "--json",
+                           "--profile")
+    check(rc == 0, "bench --profile exit %d %s" % (rc, err))
+    if rc:
+        return
+    prof = json.loads(out).get("profile", [])
+    rc, out, _ = kestrel("info", CLS, "--json")
+    nodes = json.loads(out)["nodes"] if rc == 0 else -1
+    check(len(prof) == nodes, "profile has %d entries, model %r nodes" % (len(prof), nodes))
+    check(all(e["ms"] >= 0 and e["op"] for e in prof), "profile entries %r" % prof[:3])
+    convs = [e for e in prof if e["op"] == "Conv"]
+    check(len(convs) >= 10 and sum(e["ms"] for e in convs) > 0,
+          "profile convs %r" % convs[:3])
+    check(any("3x3" in e["detail"] for e in convs), "conv detail %r" % convs[:3])
+    rc, out, _ = kestrel("bench", CLS, "--iters", "2", "--profile")
+    check(rc == 0 and "ms/run" in out and "Conv" in out, "bench --profile text %r" % out[-400:])
 
 
 def case_detect():

@@ -24,7 +24,7 @@ static int count_op(const kestrel_model *m, kn_op op) {
 static unsigned char *run_once(const kestrel_model *m, int threads,
                                size_t *bytes) {
   kestrel_error err = {0};
-  kestrel_session_options so = {threads};
+  kestrel_session_options so = {.threads = threads};
   kestrel_session *s = NULL;
   if (kestrel_session_create(m, &so, &s, &err) != KESTREL_OK) {
     fprintf(stderr, "session (%d threads): %s\n", threads, err.message);

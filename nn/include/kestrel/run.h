@@ -25,7 +25,17 @@ typedef struct kestrel_session kestrel_session;
 
 typedef struct kestrel_session_options {
   int threads; /* 0 or 1: run on the caller's thread */
+  int profile; /* nonzero: time every node (kestrel_session_profile) */
 } kestrel_session_options;
+
+/* One node's share of the runs so far (sessions created with .profile). */
+typedef struct kestrel_node_profile {
+  const char *name; /* node name from the model */
+  const char *op;   /* op after fusion, ONNX spelling ("Conv") */
+  char detail[96];  /* kernel, stride, group, dtype, output shape */
+  double total_ms;  /* summed over runs */
+  long runs;
+} kestrel_node_profile;
 
 kestrel_status kestrel_session_create(const kestrel_model *model,
                                       const kestrel_session_options *options,
@@ -40,6 +50,11 @@ const kestrel_tensor *kestrel_session_output(const kestrel_session *session,
                                              size_t i);
 kestrel_status kestrel_session_run(kestrel_session *session,
                                    kestrel_error *err);
+
+/* Copies up to max node profiles in execution order into out; returns the
+ * number of executed nodes (0 when the session does not profile). */
+size_t kestrel_session_profile(const kestrel_session *session,
+                               kestrel_node_profile *out, size_t max);
 
 /* Bytes of the activation arena (for reports and RSS budgets). */
 size_t kestrel_session_arena_bytes(const kestrel_session *session);
