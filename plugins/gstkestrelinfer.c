@@ -291,6 +291,19 @@ model_open (KestrelInferModel * m, gint tensor_width, gint tensor_height,
         kestrel_status_string (st), err.message);
     return FALSE;
   }
+  /* An ONNX or TFLite model runs optimized, as `kestrel compile` would
+   * save it (fusion, NHWC, packed weights for the fast kernels); a .kestrel
+   * file already is. */
+  if (kestrel_model_source_format (m->model) != KESTREL_FORMAT_KESTREL) {
+    kestrel_compile_options co = kestrel_compile_options_default ();
+    st = kestrel_model_optimize (m->model, &co, &err);
+    if (st != KESTREL_OK) {
+      g_set_error (error, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
+          "cannot optimize model '%s' (%s): %s", m->path,
+          kestrel_status_string (st), err.message);
+      return FALSE;
+    }
+  }
   in = kestrel_model_input (m->model, 0);
   if (kestrel_model_num_inputs (m->model) < 1 || !in || in->ndim != 4) {
     g_set_error (error, GST_STREAM_ERROR, GST_STREAM_ERROR_WRONG_TYPE,

@@ -74,6 +74,16 @@ int cli_shape_from_sidecar(const char *model_path, kestrel_load_options *lo);
 kestrel_status cli_load_model(const char *path, kestrel_load_options *lo,
                               kestrel_model **model, kestrel_error *err);
 
+/* Unless optimize is 0, runs the graph passes of `kestrel compile`
+ * (fusion, NHWC layout, packed weights for the fast kernels) on a model
+ * loaded from ONNX or TFLite, as ONNX Runtime and TFLite optimize at load.
+ * A .kestrel file is already optimized and is left alone. */
+kestrel_status cli_prepare_model(kestrel_model *model, int optimize,
+                                 kestrel_error *err);
+#define CLI_NO_OPTIMIZE_HELP                                                   \
+  "  --no-optimize        run the graph as imported, on the reference\n"     \
+  "                       kernels (ONNX/TFLite input; default: optimize)\n"
+
 /* JSON string literal with escapes. */
 void json_string(FILE *f, const char *s);
 const char *dtype_name_json(kestrel_dtype d);

@@ -12,18 +12,21 @@
 static const char bench_help[] =
     "usage: kestrel bench MODEL [--threads N] [--iters N] [--warmup N]\n"
     "                     [--input-shape N,C,H,W] [--json] [--profile]\n"
+    "                     [--no-optimize]\n"
     "\n"
     "Fills the inputs with fixed pseudo-random values, runs --warmup\n"
     "untimed iterations, then --iters timed ones, and reports the median\n"
     "and minimum latency in ms and the peak resident set (getrusage).\n"
     "When input 0 has dynamic dimensions and no --input-shape is given, the\n"
-    "model's sidecar size is used (e.g. 960x960 for PP-OCR det).\n"
+    "model's sidecar size is used (e.g. 960x960 for PP-OCR det). \"load\" is\n"
+    "loading plus, for ONNX/TFLite, optimizing (see --no-optimize).\n"
     "\n"
     "  --threads N          worker threads (default 1)\n"
     "  --iters N            timed runs (default 20)\n"
     "  --warmup N           untimed runs first (default 3)\n"
     "  --input-shape SHAPE  fix input 0, e.g. 1,3,640,640\n"
     "  --json               {\"median_ms\",\"min_ms\",\"mean_ms\",\"peak_rss_kb\",...}\n"
+    CLI_NO_OPTIMIZE_HELP
     "  --profile            also time every node: the nodes and the op types\n"
     "                       that cost most (mean ms per run, share of the total)\n"
     "  -h, --help           this text\n";
@@ -133,11 +136,12 @@ int cmd_bench(int argc, char **argv) {
       {"input-shape", required_argument, NULL, 's'},
       {"json", no_argument, NULL, 'j'},
       {"profile", no_argument, NULL, 'p'},
+      {"no-optimize", no_argument, NULL, 'N'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
   long threads = 1, iters = 20, warmup = 3;
-  int json = 0, profile = 0;
+  int json = 0, profile = 0, optimize = 1;
   kestrel_load_options lo = kestrel_load_options_default();
   opterr = 0;
   int c;
@@ -161,6 +165,7 @@ int cmd_bench(int argc, char **argv) {
       break;
     case 'j': json = 1; break;
     case 'p': profile = 1; break;
+    case 'N': optimize = 0; break;
     case 'h': fputs(bench_help, stdout); return EXIT_OK;
     default:
       return cli_usage_error("bench ", "unknown or incomplete option '%s'",
@@ -176,6 +181,10 @@ int cmd_bench(int argc, char **argv) {
   double t_load = now_ms();
   if (cli_load_model(path, &lo, &model, &err))
     return cli_error("%s", err.message);
+  if (cli_prepare_model(model, optimize, &err)) {
+    kestrel_model_free(model);
+    return cli_error("%s: %s", path, err.message);
+  }
   t_load = now_ms() - t_load;
   kestrel_session *session;
   kestrel_session_options so = {.threads = (int)threads, .profile = profile};

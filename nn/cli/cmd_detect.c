@@ -10,7 +10,7 @@
 
 static const char detect_help[] =
     "usage: kestrel detect MODEL IMAGE... [--json] [--threshold T]\n"
-    "                      [--config SIDECAR] [--threads N]\n"
+    "                      [--config SIDECAR] [--threads N] [--no-optimize]\n"
     "\n"
     "Preprocesses each JPEG/PNG image as the model's sidecar says, runs the\n"
     "model and its decoder (SSD face detection, DBNet text detection or\n"
@@ -27,6 +27,7 @@ static const char detect_help[] =
     "                 classifier min_score)\n"
     "  --config FILE  sidecar to use\n"
     "  --threads N    worker threads (default 1)\n"
+    CLI_NO_OPTIMIZE_HELP
     "  -h, --help     this text\n";
 
 static void print_json(const char *image, int w, int h,
@@ -122,12 +123,14 @@ int cmd_detect(int argc, char **argv) {
       {"threshold", required_argument, NULL, 'T'},
       {"config", required_argument, NULL, 'c'},
       {"threads", required_argument, NULL, 't'},
+      {"no-optimize", no_argument, NULL, 'N'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
   int json = 0;
   double threshold = -1;
   long threads = 1;
+  int optimize = 1;
   const char *config = NULL;
   opterr = 0;
   int c;
@@ -144,6 +147,7 @@ int cmd_detect(int argc, char **argv) {
       if (cli_parse_int(optarg, 1, 256, &threads))
         return cli_usage_error("detect ", "bad --threads '%s'", optarg);
       break;
+    case 'N': optimize = 0; break;
     case 'h': fputs(detect_help, stdout); return EXIT_OK;
     default:
       return cli_usage_error("detect ", "unknown or incomplete option '%s'",
@@ -199,8 +203,9 @@ int cmd_detect(int argc, char **argv) {
       memcpy(lo.input_shape, sc.layout == KESTREL_LAYOUT_NHWC ? nhwc : nchw,
              sizeof(nchw));
       lo.input_shape_ndim = 4;
-      if (kestrel_model_load(model_path, &lo, &model, &err)) {
-        rc = cli_error("%s", err.message);
+      if (kestrel_model_load(model_path, &lo, &model, &err) ||
+          cli_prepare_model(model, optimize, &err)) {
+        rc = cli_error("%s: %s", model_path, err.message);
         goto next;
       }
       kestrel_session_options so = {.threads = (int)threads};

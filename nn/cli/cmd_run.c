@@ -16,6 +16,7 @@
 static const char run_help[] =
     "usage: kestrel run MODEL [--input FILE]... --output-dir DIR\n"
     "                   [--input-shape N,C,H,W] [--config SIDECAR] [--json]\n"
+    "                   [--threads N] [--no-optimize]\n"
     "\n"
     "Runs MODEL once. Each --input fills the next model input, in model\n"
     "order. FILE is a .npy array (C order, little-endian), an ONNX\n"
@@ -30,6 +31,7 @@ static const char run_help[] =
     "  --input-shape SHAPE  fix input 0's shape, e.g. 1,3,640,640\n"
     "  --config FILE        sidecar for image inputs\n"
     "  --threads N          worker threads (default 1)\n"
+    CLI_NO_OPTIMIZE_HELP
     "  --json               print a JSON summary on stdout\n"
     "  -h, --help           this text\n";
 
@@ -121,6 +123,7 @@ int cmd_run(int argc, char **argv) {
       {"input-shape", required_argument, NULL, 's'},
       {"config", required_argument, NULL, 'c'},
       {"threads", required_argument, NULL, 't'},
+      {"no-optimize", no_argument, NULL, 'N'},
       {"json", no_argument, NULL, 'j'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
@@ -128,6 +131,7 @@ int cmd_run(int argc, char **argv) {
   const char *inputs[MAX_INPUTS];
   int num_inputs = 0, json = 0;
   long threads = 1;
+  int optimize = 1;
   const char *outdir = NULL, *config = NULL;
   kestrel_load_options lo = kestrel_load_options_default();
   opterr = 0;
@@ -150,6 +154,7 @@ int cmd_run(int argc, char **argv) {
       if (cli_parse_int(optarg, 1, 256, &threads))
         return cli_usage_error("run ", "bad --threads '%s'", optarg);
       break;
+    case 'N': optimize = 0; break;
     case 'h': fputs(run_help, stdout); return EXIT_OK;
     default:
       return cli_usage_error("run ", "unknown or incomplete option '%s'",
@@ -210,8 +215,9 @@ int cmd_run(int argc, char **argv) {
       memcpy(lo.input_shape, files[0].dims, sizeof(files[0].dims));
     }
   }
-  if (kestrel_model_load(model_path, &lo, &model, &err)) {
-    cli_error("%s", err.message);
+  if (kestrel_model_load(model_path, &lo, &model, &err) ||
+      cli_prepare_model(model, optimize, &err)) {
+    cli_error("%s: %s", model_path, err.message);
     goto done;
   }
   size_t model_inputs = kestrel_model_num_inputs(model);

@@ -218,6 +218,15 @@ kestrel_status cli_load_model(const char *path, kestrel_load_options *lo,
   return st;
 }
 
+kestrel_status cli_prepare_model(kestrel_model *model, int optimize,
+                                 kestrel_error *err) {
+  if (!optimize ||
+      kestrel_model_source_format(model) == KESTREL_FORMAT_KESTREL)
+    return KESTREL_OK;
+  kestrel_compile_options co = kestrel_compile_options_default();
+  return kestrel_model_optimize(model, &co, err);
+}
+
 void json_string(FILE *f, const char *s) {
   fputc('"', f);
   for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {

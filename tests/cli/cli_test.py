@@ -315,7 +315,14 @@ def case_bench():
     prof = json.loads(out).get("profile", [])
     rc, out, _ = kestrel("info", CLS, "--json")
     nodes = json.loads(out)["nodes"] if rc == 0 else -1
-    check(len(prof) == nodes, "profile has %d entries, model %r nodes" % (len(prof), nodes))
+    # bench optimizes an ONNX model first (fewer, fused nodes); --no-optimize
+    # runs every imported node.
+    check(10 <= len(prof) < nodes, "profile has %d entries, model %r nodes" % (len(prof), nodes))
+    rc, out, err = kestrel("bench", CLS, "--iters", "1", "--warmup", "0", "--json",
+                           "--profile", "--no-optimize")
+    raw = json.loads(out).get("profile", []) if rc == 0 else []
+    check(len(raw) == nodes, "--no-optimize profile has %d entries, model %r nodes"
+          % (len(raw), nodes))
     check(all(e["ms"] >= 0 and e["op"] for e in prof), "profile entries %r" % prof[:3])
     convs = [e for e in prof if e["op"] == "Conv"]
     check(len(convs) >= 10 and sum(e["ms"] for e in convs) > 0,

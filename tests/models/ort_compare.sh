@@ -39,16 +39,24 @@ echo "== $name: $mode $(basename "$model") on $4 ${crop:+crop $crop }at ${width}
 # shellcheck disable=SC2086
 "$img2npy" "$mode" "$photo" "$work/input.npy" "$size" $crop || fail "img2npy"
 
-echo "-- kestrel"
+# Both of Kestrel's FP32 paths: the optimized graph on the fast kernels (what `kestrel run`
+# does by default) and the graph as imported on the reference kernels (--no-optimize).
+echo "-- kestrel (optimized, fast kernels)"
 "$kestrel" run "$model" --input "$work/input.npy" --input-shape "1,3,$height,$width" \
     --output-dir "$work/kestrel" || fail "kestrel run exited with $?"
+echo "-- kestrel --no-optimize (reference kernels)"
+"$kestrel" run "$model" --no-optimize --input "$work/input.npy" \
+    --input-shape "1,3,$height,$width" --output-dir "$work/kestrel-ref" ||
+    fail "kestrel run --no-optimize exited with $?"
 echo "-- onnx runtime"
 node "$tools/ort_run.js" "$model" "$work/input.npy" "$work/ort" || fail "ort_run.js"
 
-echo "-- compare"
 # A text map with no text in it would compare equal to nearly anything: demand a real response.
 spread=""
 [ "$mode" = det ] && spread=0.5
-# shellcheck disable=SC2086
-"$python" "$tools/npy_compare.py" "$work/kestrel/output_0.npy" "$work/ort/output_0.npy" "$tol" \
-    $spread
+for k in kestrel kestrel-ref; do
+    echo "-- compare $k with onnx runtime"
+    # shellcheck disable=SC2086
+    "$python" "$tools/npy_compare.py" "$work/$k/output_0.npy" "$work/ort/output_0.npy" "$tol" \
+        $spread || exit 1
+done
