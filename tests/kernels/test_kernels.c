@@ -403,6 +403,39 @@ static void dwconv_sweep(const char *isa, kn_qs8_dwconv_fn qfn, kn_f32_dwconv_fn
                              &rq_cases[(ci + pi) % N_RQ], rnd_range(-128, 127));
         test_f32_dwconv_case(isa, ffn, &s, -INFINITY, INFINITY);
       }
+  /* The real models' shapes (BlazeFace, PP-OCR cls) and the cuts of the
+   * AVX2 3x3/5x5 kernel: 16-channel blocks, 8-channel tails computed as
+   * pixel pairs, strips of 4 output pixels (8 for tails), rows with only
+   * some taps inside the image, the last pixels of the input (tail loads
+   * must not pass its end) and widths around the strip length. */
+  static const size_t real_c[] = {1, 7, 8, 12, 16, 24, 40, 88, 200};
+  static const size_t real_hw[][2] = {{2, 96}, {3, 96}, {6, 96}, {2, 2}, {3, 7},
+                                      {5, 9}, {7, 6}, {4, 17}, {96, 96}};
+  size_t real_count = 0;
+  for (size_t ki = 0; ki < 2; ki++)
+    for (size_t si = 0; si < sizeof real_hw / sizeof *real_hw; si++)
+      for (size_t ci = 0; ci < sizeof real_c / sizeof *real_c; ci++)
+        for (size_t sp = 0; sp < 4; sp++) {
+          static const size_t strides[][2] = {{1, 1}, {2, 2}, {2, 1}, {1, 2}};
+          size_t k = kernels[ki][0], h = real_hw[si][0], w = real_hw[si][1];
+          /* 96x96 only with the channel counts BlazeFace has there. */
+          if (h == 96 && real_c[ci] != 8 && real_c[ci] != 12 && real_c[ci] != 24)
+            continue;
+          if (quick && (si + ci + sp) % 3 != 0)
+            continue;
+          /* Symmetric "same" padding, or TF's stride-2 (0 top/left). */
+          size_t pt = (sp == 1 && real_count % 2) ? 0 : k / 2;
+          dw_shape s;
+          if (!make_shape(&s, h, w, real_c[ci], k, k, 1, 1, pt, pt, k / 2, k / 2))
+            continue;
+          s.p.stride_h = strides[sp][0];
+          s.p.stride_w = strides[sp][1];
+          s.p.out_h = (h + pt + k / 2 - k) / s.p.stride_h + 1;
+          s.p.out_w = (w + pt + k / 2 - k) / s.p.stride_w + 1;
+          test_qs8_dwconv_case(isa, qfn, &s, FILL_RANDOM, FILL_RANDOM,
+                               &rq_cases[real_count % N_RQ], rnd_range(-128, 127));
+          real_count++;
+        }
   /* Extremes on the fast shapes: max-magnitude products on every tap. */
   for (size_t ki = 0; ki < 2; ki++)
     for (size_t stride = 1; stride <= 2; stride++)

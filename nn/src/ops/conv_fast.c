@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../../kernels/kernels.h"
+#include "eltwise_fast.h"
 #include "ops_common.h"
 #include "threadpool.h"
 
@@ -380,9 +381,11 @@ typedef struct fast_job {
   int32_t a_zero;
   /* int8 residual: conv result requantized to (sum_scale, sum_zero) in y,
    * then y = requant_y(act(sum_scale*(y-sum_zero) + res_scale*(r-res_zero)))
-   * exactly as the reference quantized Add. */
-  float sum_scale, res_scale, y_scale;
-  int32_t sum_zero, res_zero, y_zero;
+   * exactly as the reference quantized Add: its own row code (sum.sa,
+   * sum.za: the conv result; sum.sb, sum.zb: the residual). */
+  kn_qs8_binary sum;
+  float y_scale;
+  int32_t y_zero;
   const int8_t *lut; /* int8 table activation: y = lut[y + 128] */
   uint8_t table[256]; /* the same, indexed by the raw byte (x8_lut) */
   /* f32 */
@@ -456,18 +459,7 @@ static void epilogue(const fast_job *j, size_t off, size_t count) {
     if (!j->res)
       return;
     int8_t *y = (int8_t *)j->y + off;
-    const int8_t *r = (const int8_t *)j->res + off;
-    for (size_t i = 0; i < count; i++) {
-      float va = j->sum_scale * (float)((int32_t)y[i] - j->sum_zero);
-      float vb = j->res_scale * (float)((int32_t)r[i] - j->res_zero);
-      float v = act_f32(&j->act, va + vb);
-      float q = rintf(v / j->y_scale);
-      if (q != q)
-        q = 0.0f;
-      q = q > 65536.0f ? 65536.0f : (q < -65536.0f ? -65536.0f : q);
-      int32_t o = (int32_t)q + j->y_zero;
-      y[i] = (int8_t)(o < -128 ? -128 : (o > 127 ? 127 : o));
-    }
+    kn_qs8_binary_rows(&j->sum, y, (const int8_t *)j->res + off, y, count);
     return;
   }
   float *y = (float *)j->y + off;
@@ -709,11 +701,18 @@ kestrel_status kn_conv_fast_run(const kn_exec *ex, const kn_node *n,
     if (res) {
       /* The GEMM produces the pre-Add tensor; the epilogue does the Add
        * and the activation. */
-      j.sum_scale = kn_attr_float(n, "sum_scale", 1.0f);
-      j.sum_zero = (int32_t)kn_attr_int(n, "sum_zero_point", 0);
-      j.res_scale = res->q_scale[0];
-      j.res_zero = res->q_zero_point[0];
-      j.rq.zero_point = j.sum_zero;
+      /* The activation is a clamp (infer): the Add's own clamp form, with
+       * which kn_act_apply1's gives the same bytes (they differ only on
+       * NaN and -0, which both requantize to y_zero). */
+      j.sum.sa = kn_attr_float(n, "sum_scale", 1.0f);
+      j.sum.za = (int32_t)kn_attr_int(n, "sum_zero_point", 0);
+      j.sum.sb = res->q_scale[0];
+      j.sum.zb = res->q_zero_point[0];
+      j.sum.sy = j.y_scale;
+      j.sum.zy = j.y_zero;
+      act_bounds(&j.act, &j.sum.lo, &j.sum.hi);
+      kn_qs8_binary_prepare(&j.sum);
+      j.rq.zero_point = j.sum.za;
       j.rq.out_min = -128;
       j.rq.out_max = 127;
     } else if (kn_opt_in(g, n, 4)) {

@@ -15,8 +15,9 @@
  *   "strides", "dilations", "pads", "group", "activation*" as before
  *   "packed_a_zero_point"  qs8 gemm: X zero point folded into the bias
  *   int8 with residual: "sum_scale" / "sum_zero_point", the quantization
- *       of the conv's own result before the folded Add; Y carries the
- *       Add's output quantization. The conv result is requantized to
+ *       of the conv's own result before the folded Add (the pass
+ *       fuse_int8_residual_add sets them); Y carries the Add's output
+ *       quantization. The conv result is requantized to
  *       (sum_scale, sum_zero_point) first and the Add then computed exactly
  *       as the reference Add does, so fusing changes no output byte.
  * int8 fused activations that are clamps (none/relu/relu6/relu_n1_to_1/

@@ -1,8 +1,10 @@
-/* int8 Add/Mul fast path (see eltwise_fast.h). The AVX2 loop does, 8 lanes
- * at a time, exactly the scalar float operations of the reference
- * (elementwise.c binary_apply + kn_ew_requant): int->float conversions are
- * exact, each multiply/add/divide rounds once, cvtps2dq rounds half to
- * even as rintf does. No FMA is enabled for it, so nothing is contracted.
+/* int8 Add/Mul fast path (see eltwise_fast.h). The AVX2 loop computes,
+ * 8 lanes at a time, exactly the reference's float value (elementwise.c
+ * binary_apply + kn_ew_requant): int->float conversions are exact, each
+ * multiply/add/divide rounds once, vcvtps2dq rounds as rintf does (half to
+ * even under the default mode), and no FMA is enabled, so nothing is
+ * contracted. Its clamps are merged and moved to the bytes
+ * (kn_qs8_binary_prepare says why that is exact).
  */
 #include "eltwise_fast.h"
 
@@ -20,23 +22,41 @@
 #define HAVE_AVX2_PATH 1
 #endif
 
-typedef struct q8_binary {
-  bool mul;
-  float sa, sb, sy;
-  int32_t za, zb, zy;
-  float lo, hi; /* activation clamp on the real value (+-inf: none) */
-  const int8_t *a, *b;
-  int8_t *y;
-  size_t inner;     /* elements per row */
-  bool b_per_row;   /* b has `inner` values reused by every row */
-  bool b_scalar;    /* b has one value */
-  bool avx2;
-  bool f32;   /* float32 tensors (a, b, y point at floats) */
-  bool clamp; /* f32: an activation clamp follows */
-  size_t es;  /* element size */
-} q8_binary;
+/* ---- int8 Add / Mul rows -------------------------------------------------- */
 
-static inline int8_t requant1(const q8_binary *p, float v) {
+/* Scales and zero points within these bounds keep every intermediate of
+ * the reference finite: |a - za| <= 255, so |va|, |vb| <= 2.55e17 and
+ * |va * vb| <= 6.6e34 < FLT_MAX; no inf, hence no inf - inf or 0 * inf,
+ * hence no NaN (which the merged clamp would map differently). */
+#define VEC_MAX_SCALE 1e15f
+
+void kn_qs8_binary_prepare(kn_qs8_binary *p) {
+  p->avx2 = kn_kernels_get()->isa == KN_ISA_AVX2;
+  /* The vector loop's shortcut. For non-NaN v and 0 < sy < inf,
+   * v -> rint(v / sy) is non-decreasing, so the reference's chain -- clamp
+   * v to [lo, hi], r = rint(v / sy), clamp r to +-65536, add zy, saturate
+   * to [-128, 127] -- equals: r = rint(v / sy), then sat8(r + zy), then a
+   * clamp of that byte to [lo8, hi8] = [clamp(A, E, F), clamp(B, E, F)] + zy
+   * with A, B = rint(lo / sy), rint(hi / sy) and E, F = -128 - zy,
+   * 127 - zy (two clamps compose into one when A <= B). The loop rounds
+   * with vcvtps2dq (rint under the default rounding mode) after capping
+   * v / sy at 65536 (rint commutes with that cap; below -2^31 vcvtps2dq
+   * gives INT_MIN, which saturates alike), saturates through int16
+   * (+ zy with saturation there) to int8, and clamps the bytes. */
+  p->vec = fabsf(p->sa) <= VEC_MAX_SCALE && fabsf(p->sb) <= VEC_MAX_SCALE &&
+           p->sy > 0.0f && !isinf(p->sy) && p->za >= -128 && p->za <= 127 &&
+           p->zb >= -128 && p->zb <= 127 && p->zy >= -128 && p->zy <= 127 &&
+           p->lo <= p->hi;
+  if (!p->vec)
+    return;
+  float e = (float)(-128 - p->zy), f = (float)(127 - p->zy);
+  float a = rintf(p->lo / p->sy), b = rintf(p->hi / p->sy);
+  p->lo8 = (int32_t)(a < e ? e : (a > f ? f : a)) + p->zy;
+  p->hi8 = (int32_t)(b < e ? e : (b > f ? f : b)) + p->zy;
+}
+
+/* The reference's requantization of one value, clamp activation first. */
+static inline int8_t requant1(const kn_qs8_binary *p, float v) {
   v = v < p->lo ? p->lo : (v > p->hi ? p->hi : v);
   float r = rintf(v / p->sy);
   if (r != r)
@@ -46,51 +66,153 @@ static inline int8_t requant1(const q8_binary *p, float v) {
   return (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
 }
 
-static void row_scalar(const q8_binary *p, const int8_t *a, const int8_t *b,
-                       size_t b_step, int8_t *y, size_t count) {
+static inline float dequant1(float s, int32_t z, int8_t q) {
+  return s * (float)((int32_t)q - z);
+}
+
+/* Where b comes from: int8 b[i], float vb[i] (b's values dequantized once
+ * for a whole row), or one float vb[0] for every element. */
+enum { B_FLAT, B_ROW, B_SCALAR };
+
+static void row_scalar(const kn_qs8_binary *p, const int8_t *a,
+                       const int8_t *b, const float *vb, int b_mode, int8_t *y,
+                       size_t count) {
   for (size_t i = 0; i < count; i++) {
-    float va = p->sa * (float)((int32_t)a[i] - p->za);
-    float vb = p->sb * (float)((int32_t)b[i * b_step] - p->zb);
-    y[i] = requant1(p, p->mul ? va * vb : va + vb);
+    float va = dequant1(p->sa, p->za, a[i]);
+    float v2 = b_mode == B_FLAT  ? dequant1(p->sb, p->zb, b[i])
+               : b_mode == B_ROW ? vb[i]
+                                 : vb[0];
+    y[i] = requant1(p, p->mul ? va * v2 : va + v2);
   }
 }
 
 #ifdef HAVE_AVX2_PATH
-__attribute__((target("avx2"))) static void
-row_avx2(const q8_binary *p, const int8_t *a, const int8_t *b, size_t b_step,
-         int8_t *y, size_t count) {
-  const __m256i za = _mm256_set1_epi32(p->za), zb = _mm256_set1_epi32(p->zb);
-  const __m256i zy = _mm256_set1_epi32(p->zy);
-  const __m256 sa = _mm256_set1_ps(p->sa), sb = _mm256_set1_ps(p->sb);
-  const __m256 sy = _mm256_set1_ps(p->sy);
-  const __m256 lo = _mm256_set1_ps(p->lo), hi = _mm256_set1_ps(p->hi);
-  const __m256 rlo = _mm256_set1_ps(-65536.0f), rhi = _mm256_set1_ps(65536.0f);
+#define AVX2_INLINE                                                            \
+  __attribute__((target("avx2"), always_inline)) static inline
+
+typedef struct vec_consts {
+  __m256i za, zb;
+  __m256 sa, sb, sy, cap;
+  __m256 vb; /* B_SCALAR */
+} vec_consts;
+
+AVX2_INLINE __m256 dequant8(const int8_t *q, __m256i z, __m256 s) {
+  __m256i i = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)q));
+  return _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_sub_epi32(i, z)));
+}
+
+/* Eight results as int32: rint(v / sy), before zy and the clamps. */
+AVX2_INLINE __m256i eight(const vec_consts *k, const int8_t *a,
+                          const int8_t *b, const float *vb, const int b_mode,
+                          const bool mul) {
+  __m256 va = dequant8(a, k->za, k->sa);
+  __m256 v2 = b_mode == B_FLAT  ? dequant8(b, k->zb, k->sb)
+              : b_mode == B_ROW ? _mm256_loadu_ps(vb)
+                                : k->vb;
+  __m256 v = mul ? _mm256_mul_ps(va, v2) : _mm256_add_ps(va, v2);
+  return _mm256_cvtps_epi32(_mm256_min_ps(_mm256_div_ps(v, k->sy), k->cap));
+}
+
+/* 32 elements a step: the four int32 vectors pack to int16, take zy
+ * there, pack to int8, are clamped to [lo8, hi8] as bytes, and one dword
+ * permute undoes the packs' lane interleave. */
+AVX2_INLINE void row_loop(const kn_qs8_binary *p, const int8_t *a,
+                          const int8_t *b, const float *vb, const int b_mode,
+                          const bool mul, int8_t *y, size_t count) {
+  vec_consts k;
+  k.za = _mm256_set1_epi32(p->za);
+  k.zb = _mm256_set1_epi32(p->zb);
+  k.sa = _mm256_set1_ps(p->sa);
+  k.sb = _mm256_set1_ps(p->sb);
+  k.sy = _mm256_set1_ps(p->sy);
+  k.cap = _mm256_set1_ps(65536.0f);
+  k.vb = _mm256_set1_ps(b_mode == B_SCALAR ? vb[0] : 0.0f);
+  const __m256i zy16 = _mm256_set1_epi16((int16_t)p->zy);
+  const __m256i lo8 = _mm256_set1_epi8((char)p->lo8);
+  const __m256i hi8 = _mm256_set1_epi8((char)p->hi8);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   size_t i = 0;
+  for (; i + 32 <= count; i += 32) {
+    __m256i q0 = eight(&k, a + i, b + i, vb + i, b_mode, mul);
+    __m256i q1 = eight(&k, a + i + 8, b + i + 8, vb + i + 8, b_mode, mul);
+    __m256i q2 = eight(&k, a + i + 16, b + i + 16, vb + i + 16, b_mode, mul);
+    __m256i q3 = eight(&k, a + i + 24, b + i + 24, vb + i + 24, b_mode, mul);
+    __m256i h01 = _mm256_adds_epi16(_mm256_packs_epi32(q0, q1), zy16);
+    __m256i h23 = _mm256_adds_epi16(_mm256_packs_epi32(q2, q3), zy16);
+    __m256i q8 = _mm256_packs_epi16(h01, h23);
+    q8 = _mm256_min_epi8(_mm256_max_epi8(q8, lo8), hi8);
+    __m256i q = _mm256_permutevar8x32_epi32(q8, order);
+    _mm256_storeu_si256((__m256i *)(y + i), q);
+  }
   for (; i + 8 <= count; i += 8) {
-    __m256i ia = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(a + i)));
-    __m256i ib = b_step ? _mm256_cvtepi8_epi32(
-                              _mm_loadl_epi64((const __m128i *)(b + i)))
-                        : _mm256_set1_epi32(b[0]);
-    __m256 va = _mm256_mul_ps(sa, _mm256_cvtepi32_ps(_mm256_sub_epi32(ia, za)));
-    __m256 vb = _mm256_mul_ps(sb, _mm256_cvtepi32_ps(_mm256_sub_epi32(ib, zb)));
-    __m256 v = p->mul ? _mm256_mul_ps(va, vb) : _mm256_add_ps(va, vb);
-    /* max/min in this order match the scalar (v < lo ? lo : v) for
-     * non-NaN v. */
-    v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
-    __m256 r = _mm256_round_ps(_mm256_div_ps(v, sy),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    r = _mm256_min_ps(_mm256_max_ps(r, rlo), rhi);
-    __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(r), zy);
-    /* Saturating packs: int32 -> int16 -> int8 clamps to [-128, 127]. */
-    __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q),
-                                  _mm256_extracti128_si256(q, 1));
+    __m256i q = eight(&k, a + i, b + i, vb + i, b_mode, mul);
+    __m128i q16 = _mm_adds_epi16(_mm_packs_epi32(_mm256_castsi256_si128(q),
+                                                 _mm256_extracti128_si256(q, 1)),
+                                 _mm256_castsi256_si128(zy16));
     __m128i q8 = _mm_packs_epi16(q16, q16);
+    q8 = _mm_min_epi8(_mm_max_epi8(q8, _mm256_castsi256_si128(lo8)),
+                      _mm256_castsi256_si128(hi8));
     _mm_storel_epi64((__m128i *)(y + i), q8);
   }
   if (i < count)
-    row_scalar(p, a + i, b + i * b_step, b_step, y + i, count - i);
+    row_scalar(p, a + i, b_mode == B_FLAT ? b + i : b,
+               b_mode == B_ROW ? vb + i : vb, b_mode, y + i, count - i);
+}
+
+/* One specialized loop per (b source, op): the branches above fold. */
+__attribute__((target("avx2"))) static void
+row_avx2(const kn_qs8_binary *p, const int8_t *a, const int8_t *b,
+         const float *vb, int b_mode, int8_t *y, size_t count) {
+  if (p->mul) {
+    if (b_mode == B_FLAT)
+      row_loop(p, a, b, vb, B_FLAT, true, y, count);
+    else if (b_mode == B_ROW)
+      row_loop(p, a, b, vb, B_ROW, true, y, count);
+    else
+      row_loop(p, a, b, vb, B_SCALAR, true, y, count);
+  } else {
+    if (b_mode == B_FLAT)
+      row_loop(p, a, b, vb, B_FLAT, false, y, count);
+    else if (b_mode == B_ROW)
+      row_loop(p, a, b, vb, B_ROW, false, y, count);
+    else
+      row_loop(p, a, b, vb, B_SCALAR, false, y, count);
+  }
 }
 #endif
+
+static void q8_row(const kn_qs8_binary *p, const int8_t *a, const int8_t *b,
+                   const float *vb, int b_mode, int8_t *y, size_t count) {
+#ifdef HAVE_AVX2_PATH
+  if (p->avx2 && p->vec) {
+    row_avx2(p, a, b, vb, b_mode, y, count);
+    return;
+  }
+#endif
+  row_scalar(p, a, b, vb, b_mode, y, count);
+}
+
+void kn_qs8_binary_rows(const kn_qs8_binary *p, const int8_t *a,
+                        const int8_t *b, int8_t *y, size_t count) {
+  q8_row(p, a, b, NULL, B_FLAT, y, count);
+}
+
+/* ---- the node --------------------------------------------------------------- */
+
+/* Columns of b's row dequantized at once (a stack buffer). */
+#define ROW_BLOCK 256
+
+typedef struct q8_binary {
+  kn_qs8_binary q;
+  const int8_t *a, *b;
+  int8_t *y;
+  size_t inner;     /* elements per row */
+  bool b_per_row;   /* b has `inner` values reused by every row */
+  bool b_scalar;    /* b has one value */
+  bool f32;   /* float32 tensors (a, b, y point at floats) */
+  bool clamp; /* f32: an activation clamp follows */
+  size_t es;  /* element size */
+} q8_binary;
 
 /* float32: the reference's row loop (elementwise.c row_f32) followed by
  * its clamp activation, element by element: same operations, same bits. */
@@ -124,29 +246,44 @@ F32_ROW(generic, )
 F32_ROW(avx2, __attribute__((target("avx2"))))
 #endif
 
-static void row(const q8_binary *p, const int8_t *a, const int8_t *b,
-                size_t b_step, int8_t *y, size_t count) {
-  if (p->f32) {
-    const float *fa = (const float *)(const void *)a;
-    const float *fb = (const float *)(const void *)b;
-    float *fy = (float *)(void *)y;
+static void f32_row(const q8_binary *p, const uint8_t *a, const uint8_t *b,
+                    size_t b_step, uint8_t *y, size_t count) {
+  const float *fa = (const float *)(const void *)a;
+  const float *fb = (const float *)(const void *)b;
+  float *fy = (float *)(void *)y;
 #ifdef HAVE_AVX2_PATH
-    if (p->avx2) {
-      f32_row_avx2(p->mul, fa, fb, b_step, fy, count, p->lo, p->hi, p->clamp);
-      return;
+  if (p->q.avx2) {
+    f32_row_avx2(p->q.mul, fa, fb, b_step, fy, count, p->q.lo, p->q.hi,
+                 p->clamp);
+    return;
+  }
+#endif
+  f32_row_generic(p->q.mul, fa, fb, b_step, fy, count, p->q.lo, p->q.hi,
+                  p->clamp);
+}
+
+/* int8 rows [begin, end) of a per-channel broadcast: b's channels are
+ * dequantized once per block of columns (what the reference computes for
+ * them on every row), then every row of the chunk runs against them. Rows
+ * are contiguous, so rows narrower than half the block run `rep` at a
+ * time against `rep` copies of their channels: one long run instead of
+ * many short ones (PP-OCR's SE blocks have 8 to 200 channels). */
+static void q8_per_row_chunk(const q8_binary *p, size_t begin, size_t end) {
+  float vb[ROW_BLOCK];
+  size_t inner = p->inner;
+  size_t rep = inner <= ROW_BLOCK / 2 ? ROW_BLOCK / inner : 1;
+  for (size_t c0 = 0; c0 < inner; c0 += ROW_BLOCK) {
+    size_t cn = inner - c0 < ROW_BLOCK ? inner - c0 : ROW_BLOCK;
+    for (size_t c = 0; c < cn; c++)
+      vb[c] = dequant1(p->q.sb, p->q.zb, p->b[c0 + c]);
+    for (size_t k = 1; k < rep; k++)
+      memcpy(vb + k * inner, vb, inner * sizeof(float));
+    for (size_t r = begin; r < end; r += rep) {
+      size_t rows = end - r < rep ? end - r : rep;
+      q8_row(&p->q, p->a + r * inner + c0, NULL, vb, B_ROW,
+             p->y + r * inner + c0, rep > 1 ? rows * inner : cn);
     }
-#endif
-    f32_row_generic(p->mul, fa, fb, b_step, fy, count, p->lo, p->hi,
-                    p->clamp);
-    return;
   }
-#ifdef HAVE_AVX2_PATH
-  if (p->avx2) {
-    row_avx2(p, a, b, b_step, y, count);
-    return;
-  }
-#endif
-  row_scalar(p, a, b, b_step, y, count);
 }
 
 /* Items are rows when b repeats per row, else elements of one flat row. */
@@ -154,15 +291,29 @@ static void run_chunk(void *ctx, size_t begin, size_t end, int thread) {
   (void)thread;
   const q8_binary *p = ctx;
   size_t es = p->es;
+  const uint8_t *a = (const uint8_t *)p->a, *b = (const uint8_t *)p->b;
+  uint8_t *y = (uint8_t *)p->y;
+  if (p->f32) {
+    if (p->b_per_row)
+      for (size_t r = begin; r < end; r++)
+        f32_row(p, a + r * p->inner * es, b, 1, y + r * p->inner * es,
+                p->inner);
+    else if (p->b_scalar)
+      f32_row(p, a + begin * es, b, 0, y + begin * es, end - begin);
+    else
+      f32_row(p, a + begin * es, b + begin * es, 1, y + begin * es,
+              end - begin);
+    return;
+  }
   if (p->b_per_row) {
-    for (size_t r = begin; r < end; r++)
-      row(p, p->a + r * p->inner * es, p->b, 1, p->y + r * p->inner * es,
-          p->inner);
+    q8_per_row_chunk(p, begin, end);
   } else if (p->b_scalar) {
-    row(p, p->a + begin * es, p->b, 0, p->y + begin * es, end - begin);
+    float vb = dequant1(p->q.sb, p->q.zb, p->b[0]);
+    q8_row(&p->q, p->a + begin, NULL, &vb, B_SCALAR, p->y + begin,
+           end - begin);
   } else {
-    row(p, p->a + begin * es, p->b + begin * es, 1, p->y + begin * es,
-        end - begin);
+    q8_row(&p->q, p->a + begin, p->b + begin, NULL, B_FLAT, p->y + begin,
+           end - begin);
   }
 }
 
@@ -208,19 +359,19 @@ bool kn_eltwise_fast_binary(const kn_exec *ex, const kn_node *n) {
     return false;
   q8_binary p;
   memset(&p, 0, sizeof p);
-  p.lo = -INFINITY; /* unbounded sides leave infinities alone, as the */
-  p.hi = INFINITY;  /* reference's one-sided activations do */
+  float lo = -INFINITY; /* unbounded sides leave infinities alone, as */
+  float hi = INFINITY;  /* the reference's one-sided activations do */
   switch (act.kind) {
   case KN_ACT_NONE: break;
-  case KN_ACT_RELU: p.lo = 0.0f; break;
-  case KN_ACT_RELU6: p.lo = 0.0f; p.hi = 6.0f; break;
-  case KN_ACT_RELU_N1_TO_1: p.lo = -1.0f; p.hi = 1.0f; break;
-  case KN_ACT_CLIP: p.lo = act.lo; p.hi = act.hi; break;
+  case KN_ACT_RELU: lo = 0.0f; break;
+  case KN_ACT_RELU6: lo = 0.0f; hi = 6.0f; break;
+  case KN_ACT_RELU_N1_TO_1: lo = -1.0f; hi = 1.0f; break;
+  case KN_ACT_CLIP: lo = act.lo; hi = act.hi; break;
   default: return false; /* non-clamp activations stay on the reference */
   }
-  /* The clamp order (max then min) equals the reference's only when
+  /* The f32 clamp order (max then min) equals the reference's only when
    * lo <= hi; anything else is left to it. */
-  if (!(p.lo <= p.hi))
+  if (!(lo <= hi))
     return false;
   /* Either operand may be the broadcast one: Add and Mul commute, and the
    * reference's float add/mul are commutative too, so swapping a and b
@@ -244,8 +395,10 @@ bool kn_eltwise_fast_binary(const kn_exec *ex, const kn_node *n) {
   } else {
     return false;
   }
-  p.mul = n->op == KN_OP_MUL;
-  p.avx2 = kn_kernels_get()->isa == KN_ISA_AVX2;
+  p.q.mul = n->op == KN_OP_MUL;
+  p.q.lo = lo;
+  p.q.hi = hi;
+  p.q.avx2 = kn_kernels_get()->isa == KN_ISA_AVX2;
   p.f32 = f32;
   p.es = f32 ? sizeof(float) : 1;
   p.a = a->data;
@@ -257,12 +410,13 @@ bool kn_eltwise_fast_binary(const kn_exec *ex, const kn_node *n) {
   } else {
     kn_ew_quant qa = kn_ew_quant_of(a), qb = kn_ew_quant_of(b),
                 qy = kn_ew_quant_of(y);
-    p.sa = qa.scale;
-    p.za = qa.zero_point;
-    p.sb = qb.scale;
-    p.zb = qb.zero_point;
-    p.sy = qy.scale;
-    p.zy = qy.zero_point;
+    p.q.sa = qa.scale;
+    p.q.za = qa.zero_point;
+    p.q.sb = qb.scale;
+    p.q.zb = qb.zero_point;
+    p.q.sy = qy.scale;
+    p.q.zy = qy.zero_point;
+    kn_qs8_binary_prepare(&p.q);
   }
   if (p.b_per_row) {
     p.inner = (size_t)y->dims[y->ndim - 1];

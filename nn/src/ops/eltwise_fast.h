@@ -18,6 +18,27 @@
  * act(a op b), with the same float operations in the same order. */
 bool kn_eltwise_fast_binary(const kn_exec *x, const kn_node *n);
 
+/* The reference's int8 Add/Mul arithmetic on rows, for the ops above and
+ * for epilogues that finish a fused Add (conv_fast.c's int8 residual):
+ *   y = sat(rint(clamp(sa*(a-za) op sb*(b-zb), lo, hi) / sy) + zy)
+ * with clamp(v) = v < lo ? lo : (v > hi ? hi : v) and every float step as
+ * elementwise.c does it (NaN gives zy), so the bytes are the reference's.
+ * Fill the first block, call kn_qs8_binary_prepare once, then run rows. */
+typedef struct kn_qs8_binary {
+  bool mul; /* Mul, else Add */
+  float sa, sb, sy;
+  int32_t za, zb, zy;
+  float lo, hi; /* clamp activation on the real value; +-inf: none */
+  /* set by kn_qs8_binary_prepare */
+  bool avx2, vec;
+  int32_t lo8, hi8;
+} kn_qs8_binary;
+void kn_qs8_binary_prepare(kn_qs8_binary *p);
+/* Same-shape a and b, count elements; y may be a or b (element i is read
+ * before it is written). */
+void kn_qs8_binary_rows(const kn_qs8_binary *p, const int8_t *a,
+                        const int8_t *b, int8_t *y, size_t count);
+
 /* Any one-input element-wise op on a per-tensor quantized 8-bit tensor is
  * a function of the byte: the reference itself (`ref`, the op's own run
  * function) computes it once over the 256 possible values into a table on

@@ -8,7 +8,9 @@
 
 #include "eltwise_fast.h"
 #include "ops_common.h"
+#include "pool_fast.h"
 #include "resize_fast.h"
+#include "shape_fast.h"
 
 /* Optional output i: NULL when absent. */
 static kn_tensor *opt_out(kn_graph *g, const kn_node *n, int i) {
@@ -241,9 +243,11 @@ static kestrel_status pool_run(const kn_exec *ex, const kn_node *n,
   int64_t nx = kn_tensor_numel(x), ny = kn_tensor_numel(y);
   if (ny == 0)
     return KESTREL_OK;
-  /* NHWC global average (SE blocks): channel-vector sums, same bytes. */
+  /* NHWC global average (SE blocks): integer byte sums for 8-bit tensors,
+   * else channel-vector sums in double; the reference's bytes either way. */
   if (p.kind == POOL_AVG && p.global && p.layout == KN_LAYOUT_NHWC && !idx &&
-      kn_global_avgpool_nhwc_fast(ex, x, y))
+      (kn_global_avgpool_q8_nhwc_fast(ex, x, y) ||
+       kn_global_avgpool_nhwc_fast(ex, x, y)))
     return KESTREL_OK;
   if (p.kind == POOL_MAX && !p.global && p.layout == KN_LAYOUT_NHWC && !idx &&
       kn_maxpool_nhwc_fast(ex, x, y, &p.xv, &p.yv, &p.win))
@@ -474,6 +478,11 @@ static kestrel_status pad_run(const kn_exec *ex, const kn_node *n,
     memcpy(y->data, x->data, es);
     return KESTREL_OK;
   }
+  /* Non-negative constant pads (channel padding, spatial borders): runs
+   * copied and filled whole, split across the threads. */
+  if (p.mode == PAD_CONSTANT &&
+      kn_pad_constant_fast(ex, x, y, p.pb, p.pe, value))
+    return KESTREL_OK;
   int64_t xstride[KN_MAX_DIMS];
   int64_t s = 1;
   for (int i = r - 1; i >= 0; i--) {

@@ -5,6 +5,7 @@
  * int64 data. Shapes that depend on a tensor's values need that tensor to be
  * a constant; anything else is rejected as a dynamic shape. */
 #include "ops_eltwise.h"
+#include "shape_fast.h"
 #include "threadpool.h"
 
 #include <float.h>
@@ -666,6 +667,9 @@ static kestrel_status transpose_run(const kn_exec *x, const kn_node *n,
   kestrel_status st = transpose_perm(g, n, perm, err);
   if (st != KESTREL_OK)
     return st;
+  /* A batched 2-D transpose (NCHW <-> NHWC): tiles, not element copies. */
+  if (kn_transpose_fast(x, in, out, perm))
+    return KESTREL_OK;
   int64_t in_strides[KN_MAX_DIMS], strides[KN_MAX_DIMS];
   int64_t s = 1;
   for (int d = in->ndim - 1; d >= 0; d--) {

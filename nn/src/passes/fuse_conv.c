@@ -1,11 +1,14 @@
 /* Passes that fold neighbours into a convolution (or Gemm): BatchNorm and
  * constant per-channel Mul/Add/Sub/Div become new weights and bias, a
  * zero Pad becomes the conv's own padding, and a residual Add becomes an
- * extra conv input added before the activation (attr "residual" = 1). */
+ * extra conv input added before the activation (attr "residual" = 1;
+ * float before packing, int8 after it). */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/conv_fast.h"
 #include "ops/ops_common.h"
 #include "passes.h"
 
@@ -566,6 +569,114 @@ kestrel_status kn_pass_fuse_residual_add(kn_graph *g, int *changed,
     n->dead = true;
     kn_log(g, "fuse_residual_add: folded Add '%s' into Conv '%s'", n->name,
            c->name);
+    (*changed)++;
+  }
+  return KESTREL_OK;
+}
+
+/* ---- fuse_int8_residual_add ---------------------------------------------- */
+
+/* A per-tensor int8 activation whose parameters the int8 epilogue takes
+ * (conv_fast.c infer checks the same). */
+static bool q8_act(const kn_tensor *t) {
+  return t && t->dtype == KESTREL_DTYPE_I8 && t->q_count == 1 && t->q_scale &&
+         t->q_zero_point && t->q_scale[0] > 0.0f && !isinf(t->q_scale[0]) &&
+         t->q_zero_point[0] >= -128 && t->q_zero_point[0] <= 127;
+}
+
+/* A packed int8 Conv whose epilogue is free: no activation (its clamp
+ * would come before the Add), no table, no residual yet. Its requant
+ * scales were made for its own output T, which is then exactly the
+ * (sum_scale, sum_zero_point) of the fused form. */
+static bool int8_residual_target(kn_graph *g, int p) {
+  kn_node *c = &g->nodes[p];
+  int64_t kind = kn_attr_int(c, "packed", 0);
+  if (c->dead || c->op != KN_OP_CONV || c->num_outputs != 1 ||
+      (kind != KN_PACKED_QS8_GEMM && kind != KN_PACKED_QS8_DWCONV) ||
+      kn_attr_int(c, "activation", KN_ACT_NONE) != KN_ACT_NONE ||
+      kn_node_attr(c, "act_in_scale") || kn_node_attr(c, "sum_scale") ||
+      kn_attr_int(c, "residual", 0) || kn_opt_in(g, c, 3) ||
+      kn_opt_in(g, c, 4))
+    return false;
+  return q8_act(kn_in(g, c, 0)) && q8_act(kn_out(g, c, 0));
+}
+
+static const char *clamp_name(int act) {
+  switch (act) {
+  case KN_ACT_RELU: return "Relu";
+  case KN_ACT_RELU6: return "Relu6";
+  case KN_ACT_RELU_N1_TO_1: return "Relu_n1_to_1";
+  case KN_ACT_CLIP: return "Clip";
+  default: return "no activation";
+  }
+}
+
+/* The int8 twin of fuse_residual_add, run after pack_weights: an int8
+ * Add (+ clamp activation) of a packed int8 conv's output T and another
+ * int8 tensor R of the same shape becomes the conv's residual input [3].
+ * The conv still requantizes to T's parameters ("sum_scale" /
+ * "sum_zero_point"), then its epilogue computes the Add with the
+ * reference Add's own arithmetic (kn_qs8_binary_rows) and writes the
+ * Add's output: the bytes do not change. The reference Conv has no int8
+ * residual, so only packed convs are candidates. */
+kestrel_status kn_pass_fuse_int8_residual_add(kn_graph *g, int *changed,
+                                              kestrel_error *err) {
+  for (int i = 0; i < g->num_nodes; i++) {
+    kn_node *n = &g->nodes[i];
+    if (n->dead || n->op != KN_OP_ADD || n->num_inputs != 2 ||
+        n->num_outputs != 1)
+      continue;
+    kn_tensor *y = kn_out(g, n, 0);
+    if (!q8_act(y))
+      continue;
+    int act = (int)kn_attr_int(n, "activation", KN_ACT_NONE);
+    if (act != KN_ACT_NONE && act != KN_ACT_RELU && act != KN_ACT_RELU6 &&
+        act != KN_ACT_RELU_N1_TO_1 && act != KN_ACT_CLIP)
+      continue; /* the int8 epilogue clamps; tables need no residual */
+    int best = -1, best_side = -1;
+    for (int side = 0; side < 2; side++) {
+      int t = n->inputs[side], o = n->inputs[1 - side];
+      if (t < 0 || o < 0 || t == o)
+        continue;
+      int p = producer(g, t);
+      if (p < 0 || !private_edge(g, t, i) || !int8_residual_target(g, p))
+        continue;
+      kn_tensor *r = &g->tensors[o];
+      if (r->optional_absent || !q8_act(r) || !same_dims(&g->tensors[t], y) ||
+          !same_dims(r, y))
+        continue;
+      if (p > best) { /* as fuse_residual_add: the conv that runs last */
+        best = p;
+        best_side = side;
+      }
+    }
+    if (best < 0)
+      continue;
+    int t = n->inputs[best_side], other = n->inputs[1 - best_side];
+    if (!set_input(g, best, 3, other))
+      return kn_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, "out of memory");
+    n = &g->nodes[i];
+    kn_node *c = &g->nodes[best];
+    kn_node_set_int(c, "residual", 1);
+    kn_node_set_float(c, "sum_scale", g->tensors[t].q_scale[0]);
+    kn_node_set_int(c, "sum_zero_point", g->tensors[t].q_zero_point[0]);
+    if (act != KN_ACT_NONE) {
+      kn_node_set_int(c, "activation", act);
+      if (act == KN_ACT_CLIP) {
+        /* The bounds the Add read (elementwise.c's defaults), spelled out:
+         * the conv's defaults differ. */
+        kn_node_set_float(c, "activation_min",
+                          kn_attr_float(n, "activation_min", -FLT_MAX));
+        kn_node_set_float(c, "activation_max",
+                          kn_attr_float(n, "activation_max", FLT_MAX));
+      }
+    }
+    c->outputs[0] = n->outputs[0];
+    n->dead = true;
+    kn_log(g, "fuse_int8_residual_add: folded Add '%s' (%s) into int8 Conv "
+           "'%s' (sum %g/%d, residual '%s')",
+           n->name, clamp_name(act), c->name, (double)g->tensors[t].q_scale[0],
+           (int)g->tensors[t].q_zero_point[0], g->tensors[other].name);
     (*changed)++;
   }
   return KESTREL_OK;

@@ -314,6 +314,7 @@ kestrel_status kn_optimize(kn_graph *g, const kn_optimize_options *opt,
     if (opt->fuse) {
       PASS(fuse_int8_tables);
       PASS(fuse_affine_epilogue);
+      PASS(fuse_int8_residual_add);
     }
   }
 #undef PASS

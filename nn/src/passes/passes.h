@@ -53,6 +53,11 @@ kestrel_status kn_pass_fuse_int8_tables(kn_graph *g, int *changed,
  * after a packed f32 conv become its "post_mul"/"post_add" epilogue. */
 kestrel_status kn_pass_fuse_affine_epilogue(kn_graph *g, int *changed,
                                             kestrel_error *err);
+/* After pack_weights: an int8 Add (+ clamp activation) of a packed int8
+ * conv's output and a same-shape int8 tensor becomes the conv's residual
+ * input, finished in its epilogue with the same bytes (fuse_conv.c). */
+kestrel_status kn_pass_fuse_int8_residual_add(kn_graph *g, int *changed,
+                                              kestrel_error *err);
 
 /* --- memory planning --------------------------------------------------- */
 typedef struct kn_memory_plan {
