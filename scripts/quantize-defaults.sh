@@ -33,10 +33,11 @@ done
 
 # The files are only as good as the quantizer and optimizer that made them:
 # a build whose kestrel binary differs from the one recorded in the stamp
-# (any change to nn/) makes them again, so a cached file never hides a fix.
+# (any change to nn/), or that has no stamp, makes them again, so a cached
+# file never hides a fix.
 stamp="$OUT/.made-by"
 made_by=$(sha256sum "$K" | cut -d' ' -f1)
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" != "$made_by" ]; then
+if [ "$(cat "$stamp" 2>/dev/null)" != "$made_by" ]; then
   echo "quantize-defaults: $K changed since the cached models were made; making them again"
   rm -f "$OUT"/*.kestrel
 fi
