@@ -10,6 +10,16 @@
 /* Largest tensor we accept, in elements: far above any edge model, far
  * below what a hostile shape could ask for. */
 #define KN_MAX_TENSOR_ELEMENTS (INT64_C(1) << 31)
+/* Constant folding materialises outputs at load time. A file can describe
+ * a small graph whose folded constants are enormous (ConstantOfShape, Tile,
+ * Expand to 2^31 int64 elements is 16 GiB), so folding has limits: an
+ * output above KN_FOLD_MAX_BYTES, or past KN_FOLD_BUDGET_BYTES folded in
+ * total, stays a run-time node (and its size then counts against the
+ * session's arena limit). Small outputs always fold: they are the
+ * Shape/Gather/Concat chains that decide other shapes. */
+#define KN_FOLD_MAX_BYTES (UINT64_C(64) << 20)
+#define KN_FOLD_BUDGET_BYTES (UINT64_C(512) << 20)
+#define KN_FOLD_ALWAYS_BYTES (UINT64_C(64) << 10)
 
 static kestrel_status apply_input_shape(kn_graph *g,
                                         const kestrel_load_options *opt,
@@ -215,6 +225,20 @@ static bool node_is_foldable(const kn_graph *g, const kn_node *n) {
   return true;
 }
 
+/* Bytes the node's outputs would take as constants (shapes are inferred and
+ * bounded by KN_MAX_TENSOR_ELEMENTS, so this cannot overflow). */
+static uint64_t fold_bytes(const kn_graph *g, const kn_node *n) {
+  uint64_t total = 0;
+  for (int k = 0; k < n->num_outputs; k++) {
+    const kn_tensor *t = &g->tensors[n->outputs[k]];
+    uint64_t count = 1;
+    for (int d = 0; d < t->ndim; d++)
+      count *= (uint64_t)t->dims[d];
+    total += count * kestrel_dtype_size(t->dtype);
+  }
+  return total;
+}
+
 static kestrel_status fold_node(kn_graph *g, kn_node *n, const kn_op_info *op,
                                 kestrel_error *err) {
   for (int k = 0; k < n->num_outputs; k++) {
@@ -258,6 +282,7 @@ kestrel_status kn_graph_prepare(kn_graph *g, const kestrel_load_options *opt,
   }
 
   int folded = 0;
+  uint64_t folded_bytes = 0;
   for (int i = 0; i < g->num_nodes; i++) {
     kn_node *n = &g->nodes[i];
     if (n->dead)
@@ -295,6 +320,15 @@ kestrel_status kn_graph_prepare(kn_graph *g, const kestrel_load_options *opt,
                             "output '%s' got no dtype", t->name);
     }
     if (node_is_foldable(g, n)) {
+      uint64_t bytes = fold_bytes(g, n);
+      if (bytes > KN_FOLD_ALWAYS_BYTES &&
+          (bytes > KN_FOLD_MAX_BYTES ||
+           folded_bytes + bytes > KN_FOLD_BUDGET_BYTES)) {
+        kn_log(g, "fold_constants: '%s' left to run time (%llu bytes)",
+               n->name, (unsigned long long)bytes);
+        continue;
+      }
+      folded_bytes += bytes;
       st = fold_node(g, n, op, err);
       if (st != KESTREL_OK)
         return st;

@@ -15,6 +15,9 @@
 #include <time.h>
 
 #define KN_ARENA_ALIGN 64
+/* No edge model needs more; a hostile file asking for more gets an error
+ * instead of an allocation the OS may grant lazily and then kill us for. */
+#define KN_MAX_ARENA_BYTES (UINT64_C(4) << 30)
 
 struct kestrel_session {
   const kestrel_model *model;
@@ -148,6 +151,14 @@ kestrel_status kestrel_session_create(const kestrel_model *model,
   if (st != KESTREL_OK) {
     kestrel_session_free(s);
     return st;
+  }
+  if ((uint64_t)s->arena_bytes > KN_MAX_ARENA_BYTES) {
+    size_t wanted = s->arena_bytes;
+    kestrel_session_free(s);
+    return kn_fail(err, KESTREL_ERROR_OUT_OF_MEMORY,
+                   "the model needs a %zu-byte activation arena, more than "
+                   "the %llu-byte limit",
+                   wanted, (unsigned long long)KN_MAX_ARENA_BYTES);
   }
   for (int i = 0; i < g->num_nodes; i++) {
     kn_node *n = &g->nodes[i];

@@ -154,6 +154,13 @@ def case_usage():
 
 def case_errors():
     need(CLS)
+    need(DET)
+    # A shape whose activations would need 16 GB: a clear error, not an
+    # allocation that the kernel grants lazily and then kills the process for.
+    rc, out, err = kestrel("bench", DET, "--input-shape", "1,3,16000,16000",
+                           "--no-optimize", "--iters", "1")
+    check(rc == 1 and "activation arena" in err and "limit" in err,
+          "huge arena: exit %d, stderr %r" % (rc, err))
     with tempfile.TemporaryDirectory() as tmp:
         expect_error(["info", "/nonexistent/model.onnx"], 1, "missing model")
         junk = os.path.join(tmp, "junk.onnx")
