@@ -10,9 +10,11 @@ import http.server
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -540,13 +542,36 @@ def case_rtsp_auth():
 def case_rtsp_client_cap():
     with Harness("--rtsp", "0", "--max-clients", "1") as h:
         url = f"rtsp://127.0.0.1:{h.rtsp}/kestrel"
-        first = subprocess.Popen(["gst-launch-1.0", "-q", "rtspsrc", f"location={url}", "!",
-                                  "rtph264depay", "!", "fakesink", "num-buffers=90"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(1.0)
-        code, _, _, log = rtsp_client(url, 5)
-        check(code != 0 and "Unavailable" in log, "a 2nd client beyond max-clients 1: " + log[-400:])
-        check(first.wait(timeout=20) == 0, "the first client did not play to the end")
+        # RTP over the RTSP connection (TCP): on a loaded machine UDP packets may be
+        # dropped and the first client would then wait for buffers that never come.
+        # Its output is kept, and the second client starts only once the first one
+        # receives video (a fixed sleep raced the first client's SETUP/PLAY).
+        tmp = tempfile.mkdtemp()
+        log_path = os.path.join(tmp, "first-client.log")
+        with open(log_path, "w") as first_log:
+            first = subprocess.Popen(["gst-launch-1.0", "-v", "rtspsrc", f"location={url}",
+                                      "protocols=tcp", "!", "rtph264depay", "!", "fakesink",
+                                      "silent=false", "num-buffers=90"],
+                                     stdout=first_log, stderr=subprocess.STDOUT)
+            deadline = time.time() + 30
+            while time.time() < deadline and first.poll() is None:
+                with open(log_path, errors="replace") as f:
+                    if "chain" in f.read():
+                        break
+                time.sleep(0.1)
+            code, _, _, log = rtsp_client(url, 5)
+            check(code != 0 and "Unavailable" in log,
+                  "a 2nd client beyond max-clients 1: " + log[-400:])
+            try:
+                rc = first.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                first.kill()
+                rc = "timeout"
+        if rc != 0:
+            with open(log_path, errors="replace") as f:
+                tail = f.read()[-1500:]
+            check(False, f"the first client did not play to the end ({rc}): {tail}")
+        shutil.rmtree(tmp, ignore_errors=True)
         code, _, pts, log = rtsp_client(url, 5)
         check(code == 0, "the slot did not free: " + log[-400:])
         h.stop()
