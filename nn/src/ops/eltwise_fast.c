@@ -131,12 +131,16 @@ AVX2_INLINE void row_loop(const kn_qs8_binary *p, const int8_t *a,
   const __m256i lo8 = _mm256_set1_epi8((char)p->lo8);
   const __m256i hi8 = _mm256_set1_epi8((char)p->hi8);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  /* Only the operand this mode reads is offset: the other may be NULL, and
+   * even a zero offset from NULL is undefined (UBSan, fuzz_tflite). */
+#define B_AT(off) (b_mode == B_FLAT ? b + (off) : b)
+#define VB_AT(off) (b_mode == B_ROW ? vb + (off) : vb)
   size_t i = 0;
   for (; i + 32 <= count; i += 32) {
-    __m256i q0 = eight(&k, a + i, b + i, vb + i, b_mode, mul);
-    __m256i q1 = eight(&k, a + i + 8, b + i + 8, vb + i + 8, b_mode, mul);
-    __m256i q2 = eight(&k, a + i + 16, b + i + 16, vb + i + 16, b_mode, mul);
-    __m256i q3 = eight(&k, a + i + 24, b + i + 24, vb + i + 24, b_mode, mul);
+    __m256i q0 = eight(&k, a + i, B_AT(i), VB_AT(i), b_mode, mul);
+    __m256i q1 = eight(&k, a + i + 8, B_AT(i + 8), VB_AT(i + 8), b_mode, mul);
+    __m256i q2 = eight(&k, a + i + 16, B_AT(i + 16), VB_AT(i + 16), b_mode, mul);
+    __m256i q3 = eight(&k, a + i + 24, B_AT(i + 24), VB_AT(i + 24), b_mode, mul);
     __m256i h01 = _mm256_adds_epi16(_mm256_packs_epi32(q0, q1), zy16);
     __m256i h23 = _mm256_adds_epi16(_mm256_packs_epi32(q2, q3), zy16);
     __m256i q8 = _mm256_packs_epi16(h01, h23);
@@ -145,7 +149,7 @@ AVX2_INLINE void row_loop(const kn_qs8_binary *p, const int8_t *a,
     _mm256_storeu_si256((__m256i *)(y + i), q);
   }
   for (; i + 8 <= count; i += 8) {
-    __m256i q = eight(&k, a + i, b + i, vb + i, b_mode, mul);
+    __m256i q = eight(&k, a + i, B_AT(i), VB_AT(i), b_mode, mul);
     __m128i q16 = _mm_adds_epi16(_mm_packs_epi32(_mm256_castsi256_si128(q),
                                                  _mm256_extracti128_si256(q, 1)),
                                  _mm256_castsi256_si128(zy16));
@@ -154,6 +158,8 @@ AVX2_INLINE void row_loop(const kn_qs8_binary *p, const int8_t *a,
                       _mm256_castsi256_si128(hi8));
     _mm_storel_epi64((__m128i *)(y + i), q8);
   }
+#undef B_AT
+#undef VB_AT
   if (i < count)
     row_scalar(p, a + i, b_mode == B_FLAT ? b + i : b,
                b_mode == B_ROW ? vb + i : vb, b_mode, y + i, count - i);
@@ -711,127 +717,5 @@ bool kn_global_avgpool_nhwc_fast(const kn_exec *ex, const kn_tensor *in,
    * order), so splitting them across threads changes no byte. */
   kn_parallel_for(ex->pool, batch * blocks, 1, gap_chunk, &j);
   (void)avx2;
-  return true;
-}
-
-/* ---- MaxPool, NHWC ------------------------------------------------------------ */
-
-typedef struct maxpool_job {
-  const kn_tensor *in;
-  kn_tensor *out;
-  const kn_spatial *xv, *yv;
-  const kn_window *w;
-  bool q8;
-  int8_t empty8;    /* output of a window with no valid tap */
-  uint8_t lut[256]; /* 8-bit: requantized value of each byte */
-} maxpool_job;
-
-static void maxpool_rows(void *ctx, size_t b, size_t e, int thread) {
-  (void)thread;
-  const maxpool_job *j = ctx;
-  const kn_spatial *xv = j->xv, *yv = j->yv;
-  const kn_window *w = j->w;
-  size_t c = (size_t)xv->c;
-  size_t oh = (size_t)yv->sp[1], ow = (size_t)yv->sp[2];
-  for (size_t row = b; row < e; row++) { /* row = n * OH + oy */
-    size_t n = row / oh, oy = row % oh;
-    int64_t y0 = (int64_t)oy * w->s[1] - w->pb[1];
-    for (size_t ox = 0; ox < ow; ox++) {
-      int64_t x0 = (int64_t)ox * w->s[2] - w->pb[2];
-      size_t yo = ((n * oh + oy) * ow + ox) * c;
-      bool first = true;
-      for (int64_t ky = 0; ky < w->k[1]; ky++) {
-        int64_t iy = y0 + ky * w->d[1];
-        if (iy < 0 || iy >= xv->sp[1])
-          continue;
-        for (int64_t kx = 0; kx < w->k[2]; kx++) {
-          int64_t ix = x0 + kx * w->d[2];
-          if (ix < 0 || ix >= xv->sp[2])
-            continue;
-          size_t xo = (size_t)(n * (size_t)xv->stride_n) +
-                      (size_t)iy * (size_t)xv->stride_sp[1] +
-                      (size_t)ix * (size_t)xv->stride_sp[2];
-          if (j->q8 && j->in->dtype == KESTREL_DTYPE_I8) {
-            const int8_t *src = (const int8_t *)j->in->data + xo;
-            int8_t *dst = (int8_t *)j->out->data + yo;
-            for (size_t k = 0; k < c; k++)
-              dst[k] = first || src[k] > dst[k] ? src[k] : dst[k];
-          } else if (j->q8) {
-            const uint8_t *src = (const uint8_t *)j->in->data + xo;
-            uint8_t *dst = (uint8_t *)j->out->data + yo;
-            for (size_t k = 0; k < c; k++)
-              dst[k] = first || src[k] > dst[k] ? src[k] : dst[k];
-          } else {
-            const float *src = (const float *)j->in->data + xo;
-            float *dst = (float *)j->out->data + yo;
-            /* The reference keeps the first of equal values and skips
-             * NaNs after the first tap, as `v > acc` does. */
-            for (size_t k = 0; k < c; k++)
-              dst[k] = first || src[k] > dst[k] ? src[k] : dst[k];
-          }
-          first = false;
-        }
-      }
-      if (j->q8) {
-        uint8_t *dst = (uint8_t *)j->out->data + yo;
-        if (first) {
-          memset(dst, (uint8_t)j->empty8, c);
-        } else if (j->in->dtype == KESTREL_DTYPE_I8) {
-          for (size_t k = 0; k < c; k++)
-            dst[k] = j->lut[(uint8_t)((int8_t)dst[k] + 128)];
-        } else {
-          for (size_t k = 0; k < c; k++)
-            dst[k] = j->lut[dst[k]];
-        }
-      } else if (first) {
-        float *dst = (float *)j->out->data + yo;
-        for (size_t k = 0; k < c; k++)
-          dst[k] = -INFINITY;
-      }
-    }
-  }
-}
-
-bool kn_maxpool_nhwc_fast(const kn_exec *ex, const kn_tensor *in,
-                          kn_tensor *out, const kn_spatial *xv,
-                          const kn_spatial *yv, const kn_window *w) {
-  if (in->ndim != 4 || xv->nsp != 2 || in->dtype != out->dtype)
-    return false;
-  bool q8 = in->dtype == KESTREL_DTYPE_I8 || in->dtype == KESTREL_DTYPE_U8;
-  if (!q8 && in->dtype != KESTREL_DTYPE_F32)
-    return false;
-  if (q8 && (in->q_count > 1 || out->q_count > 1 ||
-             (in->q_count && !(kn_q_scale(in, 0) > 0.0f))))
-    return false;
-  /* NHWC strides: channel innermost and dense. */
-  if (xv->stride_c != 1 || yv->stride_c != 1 || xv->stride_sp[2] != xv->c)
-    return false;
-  maxpool_job j;
-  j.in = in;
-  j.out = out;
-  j.xv = xv;
-  j.yv = yv;
-  j.w = w;
-  j.q8 = q8;
-  j.empty8 = 0;
-  if (q8) {
-    /* The reference: real = (float)(q - xz) * xs, pooled, then
-     * sat(round((double)real / ys) + yz) with y's (or x's) parameters. */
-    float xs = kn_q_scale(in, 0);
-    int32_t xz = kn_q_zero(in, 0);
-    const kn_tensor *qy = out->q_count ? out : in;
-    float ys = kn_q_scale(qy, 0);
-    int32_t yz = kn_q_zero(qy, 0);
-    for (int v = 0; v < 256; v++) {
-      int32_t val = in->dtype == KESTREL_DTYPE_I8 ? v - 128 : v;
-      float real = (float)(val - xz) * xs;
-      int32_t q = kn_saturate(kn_round_even((double)real / ys) + yz, out->dtype);
-      j.lut[in->dtype == KESTREL_DTYPE_I8 ? v : val] = (uint8_t)q;
-    }
-    /* A window with no valid tap pools to -inf: the lowest value. */
-    j.empty8 = (int8_t)(out->dtype == KESTREL_DTYPE_I8 ? -128 : 0);
-  }
-  size_t rows = (size_t)(yv->n * yv->sp[1]);
-  kn_parallel_for(ex->pool, rows, 1, maxpool_rows, &j);
   return true;
 }

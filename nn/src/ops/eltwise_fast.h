@@ -68,16 +68,4 @@ void kn_dequantize_i8_f32_fast(const kn_exec *x, const int8_t *in, float *out,
 bool kn_global_avgpool_nhwc_fast(const kn_exec *x, const kn_tensor *in,
                                  kn_tensor *out);
 
-/* MaxPool on an NHWC tensor (float32 or 8-bit per-tensor), window as the
- * reference computed it: channel vectors maxed per tap. 8-bit: dequantize
- * is increasing, so the max of the reals is the real of the max byte; the
- * requantization then goes through a 256-entry table of the reference's
- * own formula. Returns false (nothing done) for other tensors. */
-struct kn_spatial;
-struct kn_window;
-bool kn_maxpool_nhwc_fast(const kn_exec *x, const kn_tensor *in,
-                          kn_tensor *out, const struct kn_spatial *xv,
-                          const struct kn_spatial *yv,
-                          const struct kn_window *w);
-
 #endif

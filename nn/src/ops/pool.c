@@ -249,8 +249,10 @@ static kestrel_status pool_run(const kn_exec *ex, const kn_node *n,
       (kn_global_avgpool_q8_nhwc_fast(ex, x, y) ||
        kn_global_avgpool_nhwc_fast(ex, x, y)))
     return KESTREL_OK;
+  /* NHWC MaxPool: channel-vector maxima over the window's taps, the
+   * reference's bytes for 8-bit and float32. */
   if (p.kind == POOL_MAX && !p.global && p.layout == KN_LAYOUT_NHWC && !idx &&
-      kn_maxpool_nhwc_fast(ex, x, y, &p.xv, &p.yv, &p.win))
+      kn_maxpool_2d_nhwc_fast(ex, x, y, &p.xv, &p.yv, &p.win))
     return KESTREL_OK;
   if (x->dtype == KESTREL_DTYPE_F32) {
     pool_f32(&p, x->data, y->data, idx ? idx->data : NULL);

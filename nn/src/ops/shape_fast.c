@@ -1,6 +1,7 @@
 /* Pad (constant) and Transpose (batched 2-D) fast paths, see shape_fast.h.
  * The reference loops (pool.c pad_run, shape.c transpose_run) move one
- * element per memcpy call; these move whole runs, or 16-pixel shuffles. */
+ * element per memcpy call; these move whole runs, or 16-pixel (bytes) and
+ * 8-pixel (4-byte elements) shuffles. */
 #include "shape_fast.h"
 
 #include <string.h>
@@ -168,7 +169,7 @@ typedef struct transpose_job {
   uint8_t *y;
   size_t es, rows, cols; /* x is [batch, rows, cols], y [batch, cols, rows] */
   size_t tiles;          /* per batch: ceil(cols / TILE_COLS) */
-  bool rgb_avx2;         /* rows == 3, es == 1, AVX2 shuffles */
+  bool rgb_avx2;         /* rows == 3, es == 1 or 4: AVX2 shuffles */
 } transpose_job;
 
 #define TRANSPOSE_TILE(T)                                                      \
@@ -254,6 +255,55 @@ interleave3_avx2(uint8_t *restrict out, const uint8_t *restrict p0,
 }
 #endif
 
+/* Three planes of 4-byte elements to interleaved triples, plain C. */
+static void interleave3_u32(uint32_t *restrict out, const uint32_t *restrict p0,
+                            const uint32_t *restrict p1,
+                            const uint32_t *restrict p2, size_t c0,
+                            size_t c1) {
+  for (size_t c = c0; c < c1; c++) {
+    out[3 * c] = p0[c];
+    out[3 * c + 1] = p1[c];
+    out[3 * c + 2] = p2[c];
+  }
+}
+
+#ifdef HAVE_AVX2_PATH
+/* 8 elements per step, the float32 input of an NCHW RGB model. shufps
+ * works within 128-bit lanes, so each lane does 4 pixels: from a, b, d =
+ * planes 0..2 it builds a0 b0 d0 a1 | b1 d1 a2 b2 | d2 a3 b3 d3 with two
+ * shuffles per output vector, and the six 4-element quarters are stored
+ * in order. Shuffles and moves only: the bits (NaN payloads included)
+ * pass unchanged. Returns the first column it did not do. */
+__attribute__((target("avx2"))) static size_t
+interleave3_u32_avx2(uint32_t *restrict out, const uint32_t *restrict p0,
+                     const uint32_t *restrict p1, const uint32_t *restrict p2,
+                     size_t c0, size_t c1) {
+  size_t c = c0;
+  for (; c + 8 <= c1; c += 8) {
+    __m256 a = _mm256_loadu_ps((const float *)(p0 + c));
+    __m256 b = _mm256_loadu_ps((const float *)(p1 + c));
+    __m256 d = _mm256_loadu_ps((const float *)(p2 + c));
+    /* a0 a0 b0 b0, d0 d0 a1 a1 -> a0 b0 d0 a1 */
+    __m256 o0 = _mm256_shuffle_ps(_mm256_shuffle_ps(a, b, 0x00),
+                                  _mm256_shuffle_ps(d, a, 0x50), 0x88);
+    /* b1 b1 d1 d1, a2 a2 b2 b2 -> b1 d1 a2 b2 */
+    __m256 o1 = _mm256_shuffle_ps(_mm256_shuffle_ps(b, d, 0x55),
+                                  _mm256_shuffle_ps(a, b, 0xaa), 0x88);
+    /* d2 d2 a3 a3, b3 b3 d3 d3 -> d2 a3 b3 d3 */
+    __m256 o2 = _mm256_shuffle_ps(_mm256_shuffle_ps(d, a, 0xfa),
+                                  _mm256_shuffle_ps(b, d, 0xff), 0x88);
+    float *o = (float *)(out + 3 * c);
+    _mm_storeu_ps(o, _mm256_castps256_ps128(o0));
+    _mm_storeu_ps(o + 4, _mm256_castps256_ps128(o1));
+    _mm_storeu_ps(o + 8, _mm256_castps256_ps128(o2));
+    _mm_storeu_ps(o + 12, _mm256_extractf128_ps(o0, 1));
+    _mm_storeu_ps(o + 16, _mm256_extractf128_ps(o1, 1));
+    _mm_storeu_ps(o + 20, _mm256_extractf128_ps(o2, 1));
+  }
+  return c;
+}
+#endif
+
 static void transpose_tiles(void *ctx, size_t begin, size_t end, int thread) {
   (void)thread;
   const transpose_job *j = ctx;
@@ -270,6 +320,17 @@ static void transpose_tiles(void *ctx, size_t begin, size_t end, int thread) {
         c = interleave3_avx2(out, in, in + j->cols, in + 2 * j->cols, c0, c1);
 #endif
       interleave3(out, in, in + j->cols, in + 2 * j->cols, c, c1);
+      continue;
+    }
+    if (j->rows == 3 && j->es == 4) {
+      const uint32_t *p = (const uint32_t *)(const void *)in;
+      uint32_t *o = (uint32_t *)(void *)out;
+      size_t c = c0;
+#ifdef HAVE_AVX2_PATH
+      if (j->rgb_avx2)
+        c = interleave3_u32_avx2(o, p, p + j->cols, p + 2 * j->cols, c0, c1);
+#endif
+      interleave3_u32(o, p, p + j->cols, p + 2 * j->cols, c, c1);
       continue;
     }
     switch (j->es) {

@@ -25,7 +25,8 @@ bool kn_pad_constant_fast(const kn_exec *ex, const kn_tensor *x, kn_tensor *y,
 /* Transpose of x into y by perm (x->ndim entries, a permutation) when,
  * after dropping size-1 axes and merging axes that stay adjacent, it is
  * [B, R, C] -> [B, C, R] (or [R, C] -> [C, R]): a tiled copy, with a
- * shuffle kernel for R = 3 bytes (an RGB plane set to interleaved). */
+ * shuffle kernel for R = 3 of 1- or 4-byte elements (an RGB plane set,
+ * uint8 or float32, to interleaved). */
 bool kn_transpose_fast(const kn_exec *ex, const kn_tensor *x, kn_tensor *y,
                        const int *perm);
 
