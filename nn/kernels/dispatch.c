@@ -26,6 +26,7 @@ static const kn_kernels ref_table = {
     .f32_dwconv = kestrel_f32_dwconv__ref,
     .x8_lut = kestrel_x8_lut__ref,
     .name = "ref",
+    .qs8_conv_smallc = kestrel_qs8_conv_smallc__ref,
 };
 
 #ifdef KESTREL_HAVE_AVX2
@@ -37,6 +38,7 @@ static const kn_kernels avx2_table = {
     .f32_dwconv = kestrel_f32_dwconv__avx2,
     .x8_lut = kestrel_x8_lut__avx2,
     .name = "avx2",
+    .qs8_conv_smallc = kestrel_qs8_conv_smallc__avx2,
 };
 #endif
 
@@ -50,6 +52,7 @@ static const kn_kernels avxvnni_table = {
     .f32_dwconv = kestrel_f32_dwconv__avx2,
     .x8_lut = kestrel_x8_lut__avx2,
     .name = "avx2+avxvnni",
+    .qs8_conv_smallc = kestrel_qs8_conv_smallc__avxvnni,
 };
 #endif
 
@@ -62,6 +65,9 @@ static const kn_kernels neon_table = {
     .f32_dwconv = kestrel_f32_dwconv__neon,
     .x8_lut = kestrel_x8_lut__neon,
     .name = "neon",
+    /* No NEON direct kernel yet: NULL keeps the im2col + NEON GEMM path,
+     * faster than the portable loop would be. */
+    .qs8_conv_smallc = NULL,
 };
 #endif
 

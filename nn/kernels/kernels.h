@@ -18,6 +18,7 @@
 #ifndef KESTREL_KERNELS_H
 #define KESTREL_KERNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -144,6 +145,33 @@ void kn_f32_im2col(const kn_conv_geometry *g, const float *in,
 typedef void (*kn_x8_lut_fn)(size_t n, const uint8_t *x, uint8_t *y,
                              const uint8_t *table);
 
+/* --- qs8 direct conv for few input channels (a network's first conv) ------
+ * The result of im2col + qs8 GEMM on the same packed GEMM weights
+ * (kn_qs8_gemm_pack with K = KH*KW*C, k = (ky*KW + kx)*C + c), without the
+ * im2col: each output pixel reads its KH runs of KW*C elements straight from
+ * a widened copy of the input rows, and the weights are re-laid out per call
+ * into scratch (the packed layout in files does not change). For C = 3 the
+ * GEMM path pads K = 27 to 32 and spends most of its time outside the
+ * multiplies (im2col, horizontal adds); this does neither.
+ * Computes output rows [oy_begin, oy_end) of one NHWC image: `out` points at
+ * row oy_begin, pixels of N dense channels. Padding reads a_zero_point.
+ * Preconditions: kn_qs8_conv_smallc_fits(g, n); scratch holds
+ * kn_qs8_conv_smallc_scratch_size(g, n) bytes (any alignment; clobbered).
+ * weights_ready: the scratch still holds the re-laid-out weights of an
+ * earlier call with the same g, n, packed and rq (so a caller cutting an
+ * image into row blocks lays them out once). */
+#define KN_QS8_CONV_SMALLC_MAX_RUN 32 /* KW * C */
+#define KN_QS8_CONV_SMALLC_MAX_KH 16
+#define KN_QS8_CONV_SMALLC_MAX_N 512
+bool kn_qs8_conv_smallc_fits(const kn_conv_geometry *g, size_t n);
+size_t kn_qs8_conv_smallc_scratch_size(const kn_conv_geometry *g, size_t n);
+typedef void (*kn_qs8_conv_smallc_fn)(const kn_conv_geometry *g,
+                                      const int8_t *in, int32_t a_zero_point,
+                                      const void *packed, size_t n,
+                                      size_t oy_begin, size_t oy_end,
+                                      int8_t *out, const kn_qs8_requant *rq,
+                                      void *scratch, bool weights_ready);
+
 /* The active implementation of every family. */
 typedef struct kn_kernels {
   kn_isa isa;
@@ -155,6 +183,8 @@ typedef struct kn_kernels {
   /* "ref", "avx2", "avx2+avxvnni" (the AVX2 table with the int8 GEMM on
    * AVX-VNNI; isa is KN_ISA_AVX2), "neon". */
   const char *name;
+  /* NULL where the ISA has no direct kernel (im2col + GEMM then). */
+  kn_qs8_conv_smallc_fn qs8_conv_smallc;
 } kn_kernels;
 
 /* Table for the detected (or forced) ISA. */
@@ -196,5 +226,10 @@ void kestrel_f32_dwconv__ref(const kn_dwconv_params *p, const float *in,
                              float out_max);
 void kestrel_x8_lut__ref(size_t n, const uint8_t *x, uint8_t *y,
                          const uint8_t *table);
+void kestrel_qs8_conv_smallc__ref(const kn_conv_geometry *g, const int8_t *in,
+                                  int32_t a_zero_point, const void *packed,
+                                  size_t n, size_t oy_begin, size_t oy_end,
+                                  int8_t *out, const kn_qs8_requant *rq,
+                                  void *scratch, bool weights_ready);
 
 #endif

@@ -251,6 +251,22 @@ static size_t tile_rows(const fast_geo *fg) {
   return rows;
 }
 
+/* Few input channels (a network's first conv, C = 3): the direct kernel
+ * instead of im2col + GEMM, where the active ISA has one. Past C = 8 the
+ * kernel rows are long enough for the GEMM to do as well. */
+#define SMALLC_MAX_C 8
+
+static bool use_smallc(const fast_geo *fg) {
+  return fg->kind == KN_PACKED_QS8_GEMM && fg->is_conv && !fg->is_deconv &&
+         !fg->direct && fg->in_c <= SMALLC_MAX_C &&
+         kn_kernels_get()->qs8_conv_smallc &&
+         kn_qs8_conv_smallc_fits(&fg->geo, fg->n);
+}
+
+/* Output rows per direct-kernel call when an epilogue follows (table or
+ * residual): it then runs on rows still in cache. */
+#define SMALLC_BLOCK_BYTES (32 * 1024)
+
 kestrel_status kn_conv_fast_infer(kn_graph *g, kn_node *n,
                                   kestrel_error *err) {
   kn_tensor *x = kn_in(g, n, 0), *wp = kn_in(g, n, 1);
@@ -352,6 +368,8 @@ size_t kn_conv_fast_scratch(kn_graph *g, const kn_node *n) {
   if (fast_geometry(g, n, &fg, ydims, &err) != KESTREL_OK || fg.is_dw ||
       fg.direct || fg.is_deconv || fg.m == 0)
     return 0;
+  if (use_smallc(&fg))
+    return kn_qs8_conv_smallc_scratch_size(&fg.geo, fg.n);
   size_t es = kind_is_int8(fg.kind) ? 1 : sizeof(float);
   return tile_rows(&fg) * im2col_k(&fg) * es;
 }
@@ -617,6 +635,28 @@ static void run_gemm_chunk(void *ctx, size_t b, size_t e, int thread) {
   }
 }
 
+/* Output rows [b, e) through the direct small-C kernel; with an epilogue,
+ * in blocks of rows that stay in cache for it. */
+static void run_smallc_chunk(void *ctx, size_t b, size_t e, int thread) {
+  const fast_job *j = ctx;
+  const kn_conv_geometry *g = &j->fg.geo;
+  size_t n = j->fg.n, row = g->out_w * n;
+  size_t step = e - b;
+  if (j->lut || j->res) {
+    step = SMALLC_BLOCK_BYTES / row;
+    if (step < 1)
+      step = 1;
+  }
+  void *scratch = j->scratch + (size_t)thread * j->slice;
+  for (size_t r = b; r < e; r += step) {
+    size_t r1 = e - r < step ? e : r + step;
+    j->kern->qs8_conv_smallc(g, (const int8_t *)j->x, j->a_zero, j->packed, n,
+                             r, r1, (int8_t *)j->y + r * row, &j->rq, scratch,
+                             r != b);
+    epilogue(j, r * row, (r1 - r) * row);
+  }
+}
+
 /* Input rows [b, e) of a stride == kernel ConvTranspose: per (row, ky)
  * one GEMM whose C rows are the row's pixels and whose KW*M columns land
  * contiguously in output row y*KH + ky. */
@@ -785,6 +825,8 @@ kestrel_status kn_conv_fast_run(const kn_exec *ex, const kn_node *n,
       kn_parallel_for(ex->pool, j.fg.geo.in_h, 1, run_deconv_chunk, &j);
     else if (j.fg.is_dw)
       kn_parallel_for(ex->pool, j.fg.geo.out_h, 1, run_dw_chunk, &j);
+    else if (use_smallc(&j.fg))
+      kn_parallel_for(ex->pool, j.fg.geo.out_h, 1, run_smallc_chunk, &j);
     else
       kn_parallel_for(ex->pool, j.fg.m, ROW_GRAIN, run_gemm_chunk, &j);
   }
