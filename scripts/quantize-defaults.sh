@@ -32,11 +32,12 @@ for f in "$D/text_defocus.jpg" "$D/imageTextN.png" "$D/notes.png" \
 done
 
 # The files are only as good as the quantizer and optimizer that made them:
-# a build whose kestrel binary differs from the one recorded in the stamp
+# a build whose kestrel binary or library differs from the one recorded in the stamp
 # (any change to nn/), or that has no stamp, makes them again, so a cached
 # file never hides a fix.
 stamp="$OUT/.made-by"
-made_by=$(sha256sum "$K" | cut -d' ' -f1)
+# The CLI links libkestrel-nn, where the quantizer and passes live: hash both.
+made_by=$(cat "$K" "$BUILD_DIR"/nn/libkestrel-nn.so* 2>/dev/null | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$made_by" ]; then
   echo "quantize-defaults: $K changed since the cached models were made; making them again"
   rm -f "$OUT"/*.kestrel
