@@ -241,7 +241,9 @@ kestrel_status kd_decode_ssd(const kestrel_sidecar *sc,
       to_image(tf, kx, ky, &obj->keypoints[k].x, &obj->keypoints[k].y);
     }
   }
-  if (st == KESTREL_OK) {
+  /* No object yet means res->objects may still be NULL: no pointer
+   * arithmetic on it, not even + 0. */
+  if (st == KESTREL_OK && res->num_objects > first) {
     size_t kept = kestrel_nms(res->objects + first, res->num_objects - first,
                               o->nms, o->nms_iou, (size_t)o->max_detections);
     res->num_objects = first + kept;

@@ -276,7 +276,7 @@ kestrel_status kn_conv_fast_infer(kn_graph *g, kn_node *n,
     return kn_node_fail(err, KESTREL_ERROR_MALFORMED, n,
                         "packed node needs X, weights and an output");
   fast_geo fg;
-  int64_t ydims[4];
+  int64_t ydims[4] = {1, 1, 1, 1};
   kestrel_status st = fast_geometry(g, n, &fg, ydims, err);
   if (st != KESTREL_OK)
     return st;
@@ -363,7 +363,7 @@ kestrel_status kn_conv_fast_infer(kn_graph *g, kn_node *n,
 
 size_t kn_conv_fast_scratch(kn_graph *g, const kn_node *n) {
   fast_geo fg;
-  int64_t ydims[4];
+  int64_t ydims[4] = {1, 1, 1, 1};
   kestrel_error err;
   if (fast_geometry(g, n, &fg, ydims, &err) != KESTREL_OK || fg.is_dw ||
       fg.direct || fg.is_deconv || fg.m == 0)
@@ -376,7 +376,7 @@ size_t kn_conv_fast_scratch(kn_graph *g, const kn_node *n) {
 
 uint64_t kn_conv_fast_macs(kn_graph *g, const kn_node *n) {
   fast_geo fg;
-  int64_t ydims[4];
+  int64_t ydims[4] = {1, 1, 1, 1};
   kestrel_error err;
   if (fast_geometry(g, n, &fg, ydims, &err) != KESTREL_OK)
     return 0;
@@ -722,7 +722,7 @@ kestrel_status kn_conv_fast_run(const kn_exec *ex, const kn_node *n,
   kn_tensor *y = kn_out(g, n, 0);
   fast_job j;
   memset(&j, 0, sizeof(j));
-  int64_t ydims[4];
+  int64_t ydims[4] = {1, 1, 1, 1};
   kestrel_status st = fast_geometry(g, n, &j.fg, ydims, err);
   if (st != KESTREL_OK)
     return st;
