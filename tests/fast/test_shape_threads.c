@@ -1,10 +1,14 @@
-/* Transpose and Concat (ops/shape.c) split their rows over the session's
- * thread pool. Each output byte must be written the same way whatever the
- * split, so real models run with 1, 2 and 3 threads must give identical
- * output bytes. Models: the PP-OCR det INT8 .kestrel that set-up makes
- * (input NCHW->NHWC Transpose, the FPN Concat, output Transpose) and
+/* Transpose, Concat (ops/shape.c) and Resize (ops/resize_fast.c, one
+ * accumulator row per thread) split their rows over the session's thread
+ * pool. Each output byte must be written the same way whatever the split,
+ * so real models run with 1, 2 and 3 threads must give identical output
+ * bytes. Models: the PP-OCR det INT8 .kestrel that set-up makes (input
+ * NCHW->NHWC Transpose, the FPN Concat and Resizes, output Transpose), the
+ * INT8 BlazeFace full range it makes (three int8 bilinear Resizes) and
  * BlazeFace short range FP32 optimized onto the fast path (two channel
- * Concats). Inputs are a fixed pseudo-random pattern in [-1, 1].
+ * Concats). Inputs are a fixed pseudo-random pattern in [-1, 1]. Run once
+ * per ISA: under KESTREL_ISA=ref every Resize channel goes through the
+ * per-thread accumulators.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,9 +77,10 @@ static int check_model(const char *path, int fast) {
   }
   int transposes = count_op(m, KN_OP_TRANSPOSE);
   int concats = count_op(m, KN_OP_CONCAT);
+  int resizes = count_op(m, KN_OP_RESIZE);
   int fails = 0;
-  if (concats == 0) {
-    fprintf(stderr, "FAIL %s: no Concat left to test\n", path);
+  if (concats + resizes == 0) {
+    fprintf(stderr, "FAIL %s: no Concat or Resize left to test\n", path);
     fails++;
   }
   size_t n1 = 0;
@@ -100,9 +105,9 @@ static int check_model(const char *path, int fast) {
     free(got);
   }
   if (!fails)
-    printf("ok %s: %d Transpose, %d Concat; 1, 2, 3 threads identical "
-           "(%zu output bytes)\n",
-           path, transposes, concats, n1);
+    printf("ok %s: %d Transpose, %d Concat, %d Resize; 1, 2, 3 threads "
+           "identical (%zu output bytes)\n",
+           path, transposes, concats, resizes, n1);
   free(ref);
   kestrel_model_free(m);
   return fails;
@@ -114,12 +119,15 @@ int main(void) {
     fprintf(stderr, "FAIL: KESTREL_CACHE is not set\n");
     return 1;
   }
-  char det[4096], face[4096];
+  char det[4096], face[4096], face8[4096];
   snprintf(det, sizeof(det), "%s/compiled/ch_PP-OCRv4_det_infer.int8.kestrel",
            cache);
   snprintf(face, sizeof(face), "%s/models/face_detection_short_range.tflite",
            cache);
-  int fails = check_model(det, 0) + check_model(face, 1);
+  snprintf(face8, sizeof(face8),
+           "%s/compiled/face_detection_full_range.int8.kestrel", cache);
+  int fails = check_model(det, 0) + check_model(face, 1) +
+              check_model(face8, 0);
   printf("%s\n", fails ? "FAIL" : "PASS");
   return fails ? 1 : 0;
 }

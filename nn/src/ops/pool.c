@@ -1005,7 +1005,7 @@ static kestrel_status resize_run(const kn_exec *ex, const kn_node *n,
   if (nact > 0 &&
       kn_resize_fast_run(xt, yt, (const resize_tap *const *)taps, ntaps,
                          (const uint8_t *const *)outside, fp,
-                         ex->scratch_bytes - need))
+                         ex->scratch_bytes - need, ex->pool))
     return KESTREL_OK;
   const float *x = xt->data;
   float *y = yt->data;

@@ -10,6 +10,7 @@
 
 #include "kernels.h"
 #include "ops_common.h"
+#include "threadpool.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -109,10 +110,119 @@ pixel_f32_avx2(float *restrict dst, const float *restrict x,
 }
 #endif
 
+/* Everything a row of output pixels needs; rows are independent, so any
+ * split over threads gives the same bytes. */
+typedef struct resize_job {
+  const kn_resize_tap *const *taps;
+  const int *ntaps;
+  const uint8_t *x;
+  uint8_t *y;
+  const kn_tensor *yt;
+  int64_t oh_n, ow_n, c;
+  size_t es;
+  bool q8, i8, avx2;
+  float xs, ys;
+  int32_t xz, yz;
+  double lo, hi;
+  const float *real; /* 8-bit: the reference's real value of each byte */
+  uint8_t *acc_base; /* per thread: acc_stride bytes of double sums */
+  size_t acc_stride;
+} resize_job;
+
+/* Output rows [begin, end) of the flattened (batch, height) index. */
+static void resize_rows(void *ctx, size_t begin, size_t end, int thread) {
+  const resize_job *j = ctx;
+  const kn_resize_tap *const *taps = j->taps;
+  const int *ntaps = j->ntaps;
+  const size_t c = (size_t)j->c, es = j->es;
+  double *acc = (double *)(j->acc_base + (size_t)thread * j->acc_stride);
+  for (size_t row = begin; row < end; row++) {
+    int64_t on = (int64_t)row / j->oh_n, oh = (int64_t)row % j->oh_n;
+    const kn_resize_tap *tn = taps[0] + on * KN_RESIZE_TAPS;
+    const kn_resize_tap *th = taps[1] + oh * KN_RESIZE_TAPS;
+    size_t pixel = row * (size_t)j->ow_n;
+    for (int64_t ow = 0; ow < j->ow_n; ow++, pixel++) {
+      const kn_resize_tap *tw = taps[2] + ow * KN_RESIZE_TAPS;
+      /* The reference: wbase and base over one-tap axes in axis order,
+       * then the active axes' taps, last active axis fastest. */
+      int64_t base = tn->off;
+      double wbase = 1.0 * tn->w;
+      if (ntaps[1] == 1) {
+        base += th->off;
+        wbase *= th->w;
+      }
+      if (ntaps[2] == 1) {
+        base += tw->off;
+        wbase *= tw->w;
+      }
+      wbase *= 1.0; /* the channel axis' weight */
+      int64_t off[MAX_COMBOS];
+      double wt[MAX_COMBOS];
+      int nc = 0;
+      int nh = ntaps[1] > 1 ? ntaps[1] : 1;
+      int nw = ntaps[2] > 1 ? ntaps[2] : 1;
+      for (int i = 0; i < nh; i++)
+        for (int k = 0; k < nw; k++) {
+          int64_t o = base;
+          double w = wbase;
+          if (ntaps[1] > 1) {
+            o += th[i].off;
+            w *= th[i].w;
+          }
+          if (ntaps[2] > 1) {
+            o += tw[k].off;
+            w *= tw[k].w;
+          }
+          if (w != 0.0) {
+            off[nc] = o;
+            wt[nc] = w;
+            nc++;
+          }
+        }
+      uint8_t *dst = j->y + pixel * c * es;
+      /* Whole 8-channel blocks on AVX2, the rest (or all) below. */
+      size_t done = 0;
+#ifdef HAVE_AVX2_PATH
+      if (j->avx2 && j->q8)
+        done = pixel_q8_avx2(dst, j->x, off, wt, nc, c, j->i8, j->xz, j->xs,
+                             (double)j->ys, (double)j->yz, j->lo, j->hi);
+      else if (j->avx2)
+        done = pixel_f32_avx2((float *)dst, (const float *)j->x, off, wt, nc,
+                              c);
+#endif
+      size_t rest = c - done;
+      if (rest == 0)
+        continue;
+      memset(acc, 0, rest * sizeof(double));
+      for (int k = 0; k < nc; k++) {
+        if (j->q8)
+          accumulate_q8(acc, j->x + (size_t)off[k] + done, j->real, wt[k],
+                        rest);
+        else
+          accumulate_f32(acc, (const float *)j->x + off[k] + done, wt[k],
+                         rest);
+      }
+      if (!j->q8) {
+        float *d = (float *)dst + done;
+        for (size_t i = 0; i < rest; i++)
+          d[i] = (float)acc[i];
+      } else {
+        dst += done;
+        for (size_t i = 0; i < rest; i++) {
+          float v = (float)acc[i];
+          int32_t q = kn_saturate(kn_round_even((double)v / j->ys) + j->yz,
+                                  j->yt->dtype);
+          dst[i] = (uint8_t)q;
+        }
+      }
+    }
+  }
+}
+
 bool kn_resize_fast_run(const kn_tensor *xt, kn_tensor *yt,
                         const kn_resize_tap *const *taps, const int *ntaps,
                         const uint8_t *const *outside, void *scratch,
-                        size_t scratch_bytes) {
+                        size_t scratch_bytes, struct kn_threadpool *pool) {
   if (xt->ndim != 4 || yt->ndim != 4)
     return false;
   bool q8 = xt->dtype != KESTREL_DTYPE_F32;
@@ -134,125 +244,48 @@ bool kn_resize_fast_run(const kn_tensor *xt, kn_tensor *yt,
     for (int64_t o = 0; o < yt->dims[a]; o++)
       if (outside[a][o])
         return false;
+  /* One accumulator row per thread; fewer threads if the scratch (one
+   * planned slice per session thread) holds fewer. */
   uintptr_t base_addr = ((uintptr_t)scratch + 31) & ~(uintptr_t)31;
   size_t lost = (size_t)(base_addr - (uintptr_t)scratch);
-  if (!scratch || scratch_bytes < lost + (size_t)c * sizeof(double))
+  size_t stride = ((size_t)c * sizeof(double) + 63) & ~(size_t)63;
+  if (!scratch || scratch_bytes < lost + stride)
     return false;
-  double *acc = (double *)base_addr;
+  size_t fit = (scratch_bytes - lost) / stride;
+  if (fit < (size_t)kn_threadpool_threads(pool))
+    pool = NULL;
   /* Cleared once even when the vector kernel leaves no remainder: the
    * unit test watches this scratch to tell that the fast path ran. */
-  memset(acc, 0, (size_t)c * sizeof(double));
+  memset((void *)base_addr, 0, (size_t)c * sizeof(double));
 
+  resize_job j = {
+      .taps = taps, .ntaps = ntaps, .x = xt->data, .y = yt->data, .yt = yt,
+      .oh_n = yt->dims[1], .ow_n = yt->dims[2], .c = c,
+      .es = kestrel_dtype_size(xt->dtype), .q8 = q8,
+      .i8 = xt->dtype == KESTREL_DTYPE_I8, .xs = 1.0f, .ys = 1.0f,
+      .acc_base = (uint8_t *)base_addr, .acc_stride = stride};
   float real[256];
-  float xs = 1.0f, ys = 1.0f;
-  int32_t xz = 0, yz = 0;
   if (q8) {
-    xs = kn_q_scale(xt, 0);
-    ys = kn_q_scale(yt, 0);
-    xz = kn_q_zero(xt, 0);
-    yz = kn_q_zero(yt, 0);
+    j.xs = kn_q_scale(xt, 0);
+    j.ys = kn_q_scale(yt, 0);
+    j.xz = kn_q_zero(xt, 0);
+    j.yz = kn_q_zero(yt, 0);
     /* Indexed by the raw byte. */
     for (int b = 0; b < 256; b++) {
-      int32_t v = xt->dtype == KESTREL_DTYPE_I8 ? (int32_t)(int8_t)b : b;
-      real[b] = (float)(v - xz) * xs;
+      int32_t v = j.i8 ? (int32_t)(int8_t)b : b;
+      real[b] = (float)(v - j.xz) * j.xs;
     }
+    j.real = real;
   }
   /* The vector kernels' integer steps are exact only for sane zero
    * points, and a zero or non-finite scale is left to the scalar code. */
-  bool i8 = xt->dtype == KESTREL_DTYPE_I8;
-  double lo = i8 ? -128.0 : 0.0, hi = i8 ? 127.0 : 255.0;
-  bool avx2 = kn_kernels_get()->isa == KN_ISA_AVX2 &&
-              (!q8 || (isfinite(xs) && isfinite(ys) && ys != 0.0f &&
-                       xz >= -(1 << 24) && xz <= (1 << 24) &&
-                       yz >= -(1 << 24) && yz <= (1 << 24)));
-  (void)lo;
-  (void)hi;
-  (void)avx2;
-  (void)i8;
-  size_t es = kestrel_dtype_size(xt->dtype);
-  const uint8_t *x = xt->data;
-  uint8_t *y = yt->data;
-  int64_t oh_n = yt->dims[1], ow_n = yt->dims[2];
-  size_t pixel = 0;
-  for (int64_t on = 0; on < yt->dims[0]; on++) {
-    const kn_resize_tap *tn = taps[0] + on * KN_RESIZE_TAPS;
-    for (int64_t oh = 0; oh < oh_n; oh++) {
-      const kn_resize_tap *th = taps[1] + oh * KN_RESIZE_TAPS;
-      for (int64_t ow = 0; ow < ow_n; ow++, pixel++) {
-        const kn_resize_tap *tw = taps[2] + ow * KN_RESIZE_TAPS;
-        /* The reference: wbase and base over one-tap axes in axis order,
-         * then the active axes' taps, last active axis fastest. */
-        int64_t base = tn->off;
-        double wbase = 1.0 * tn->w;
-        if (ntaps[1] == 1) {
-          base += th->off;
-          wbase *= th->w;
-        }
-        if (ntaps[2] == 1) {
-          base += tw->off;
-          wbase *= tw->w;
-        }
-        wbase *= 1.0; /* the channel axis' weight */
-        int64_t off[MAX_COMBOS];
-        double wt[MAX_COMBOS];
-        int nc = 0;
-        int nh = ntaps[1] > 1 ? ntaps[1] : 1;
-        int nw = ntaps[2] > 1 ? ntaps[2] : 1;
-        for (int i = 0; i < nh; i++)
-          for (int j = 0; j < nw; j++) {
-            int64_t o = base;
-            double w = wbase;
-            if (ntaps[1] > 1) {
-              o += th[i].off;
-              w *= th[i].w;
-            }
-            if (ntaps[2] > 1) {
-              o += tw[j].off;
-              w *= tw[j].w;
-            }
-            if (w != 0.0) {
-              off[nc] = o;
-              wt[nc] = w;
-              nc++;
-            }
-          }
-        uint8_t *dst = y + pixel * (size_t)c * es;
-        /* Whole 8-channel blocks on AVX2, the rest (or all) below. */
-        size_t done = 0;
-#ifdef HAVE_AVX2_PATH
-        if (avx2 && q8)
-          done = pixel_q8_avx2(dst, x, off, wt, nc, (size_t)c, i8, xz, xs,
-                               (double)ys, (double)yz, lo, hi);
-        else if (avx2)
-          done = pixel_f32_avx2((float *)dst, (const float *)x, off, wt, nc,
-                                (size_t)c);
-#endif
-        size_t rest = (size_t)c - done;
-        if (rest == 0)
-          continue;
-        memset(acc, 0, rest * sizeof(double));
-        for (int k = 0; k < nc; k++) {
-          if (q8)
-            accumulate_q8(acc, x + (size_t)off[k] + done, real, wt[k], rest);
-          else
-            accumulate_f32(acc, (const float *)x + off[k] + done, wt[k],
-                           rest);
-        }
-        if (!q8) {
-          float *d = (float *)dst + done;
-          for (size_t i = 0; i < rest; i++)
-            d[i] = (float)acc[i];
-        } else {
-          dst += done;
-          for (size_t i = 0; i < rest; i++) {
-            float v = (float)acc[i];
-            int32_t q = kn_saturate(kn_round_even((double)v / ys) + yz,
-                                    yt->dtype);
-            dst[i] = (uint8_t)q;
-          }
-        }
-      }
-    }
-  }
+  j.lo = j.i8 ? -128.0 : 0.0;
+  j.hi = j.i8 ? 127.0 : 255.0;
+  j.avx2 = kn_kernels_get()->isa == KN_ISA_AVX2 &&
+           (!q8 || (isfinite(j.xs) && isfinite(j.ys) && j.ys != 0.0f &&
+                    j.xz >= -(1 << 24) && j.xz <= (1 << 24) &&
+                    j.yz >= -(1 << 24) && j.yz <= (1 << 24)));
+  kn_parallel_for(pool, (size_t)(yt->dims[0] * yt->dims[1]), 1, resize_rows,
+                  &j);
   return true;
 }

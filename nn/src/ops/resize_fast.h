@@ -33,11 +33,14 @@ size_t kn_resize_fast_scratch(const kn_tensor *y);
  * true; false leaves everything to the reference loop. taps[a] holds
  * KN_RESIZE_TAPS entries per output coordinate of axis a, ntaps[a] the
  * most any coordinate uses, outside[a] a flag per coordinate
- * (tf_crop_and_resize extrapolation). scratch: kn_resize_fast_scratch(y)
- * bytes. */
+ * (tf_crop_and_resize extrapolation). scratch: at least
+ * kn_resize_fast_scratch(y) bytes; output rows are split over pool's
+ * threads when it holds one such accumulator per thread (identical bytes
+ * for any thread count). */
+struct kn_threadpool;
 bool kn_resize_fast_run(const kn_tensor *x, kn_tensor *y,
                         const kn_resize_tap *const *taps, const int *ntaps,
                         const uint8_t *const *outside, void *scratch,
-                        size_t scratch_bytes);
+                        size_t scratch_bytes, struct kn_threadpool *pool);
 
 #endif
