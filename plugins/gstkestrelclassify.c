@@ -175,17 +175,6 @@ gst_kestrel_classify_check_model (GstKestrelInfer * infer,
   return FALSE;
 }
 
-static gboolean
-class_wanted (gchar ** classes, const gchar * label)
-{
-  if (!classes)
-    return TRUE;
-  for (gchar ** c = classes; *c; c++)
-    if (!g_strcmp0 (*c, label))
-      return TRUE;
-  return FALSE;
-}
-
 /* Detection ROIs are the ones we classify; our own "frame" ROIs and
  * foreign ROIs without "detection" params are not objects. */
 static gboolean
@@ -246,7 +235,8 @@ gst_kestrel_classify_plan (GstKestrelInfer * infer, GstBuffer * buffer,
     CacheEntry *e;
 
     if (!roi_is_detection (m)
-        || !class_wanted (classes, g_quark_to_string (m->roi_type)))
+        || !gst_kestrel_infer_class_wanted (classes,
+            g_quark_to_string (m->roi_type)))
       continue;
     r.rect.x = (gint) m->x;
     r.rect.y = (gint) m->y;
@@ -428,7 +418,8 @@ gst_kestrel_classify_attach (GstKestrelInfer * infer, GstBuffer * buffer,
               GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))) {
     GstVideoRegionOfInterestMeta *m = (GstVideoRegionOfInterestMeta *) meta;
     if (roi_is_detection (m)
-        && class_wanted (classes, g_quark_to_string (m->roi_type)))
+        && gst_kestrel_infer_class_wanted (classes,
+            g_quark_to_string (m->roi_type)))
       g_ptr_array_add (rois, m);
   }
   for (guint r = 0; r < rois->len; r++) {
@@ -515,12 +506,7 @@ gst_kestrel_classify_set_property (GObject * object, guint prop_id,
       g_free (self->object_class_text);
       g_strfreev (self->object_class);
       self->object_class_text = g_strdup (text);
-      self->object_class = NULL;
-      if (text && *text) {
-        self->object_class = g_strsplit (text, ",", -1);
-        for (gchar ** c = self->object_class; *c; c++)
-          g_strstrip (*c);
-      }
+      self->object_class = gst_kestrel_infer_parse_classes (text);
       break;
     }
     case PROP_RECLASSIFY_INTERVAL:

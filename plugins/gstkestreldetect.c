@@ -177,17 +177,6 @@ error:
   return NULL;
 }
 
-static gboolean
-class_wanted (gchar ** classes, const gchar * label)
-{
-  if (!classes)
-    return TRUE;
-  for (gchar ** c = classes; *c; c++)
-    if (!g_strcmp0 (*c, label))
-      return TRUE;
-  return FALSE;
-}
-
 static void
 append_doubles (GstStructure * s, const gchar * field, const gdouble * v,
     guint n)
@@ -227,7 +216,7 @@ gst_kestrel_detect_attach (GstKestrelInfer * infer, GstBuffer * buffer,
     GstStructure *s;
     gint x0, y0, x1, y1;
 
-    if (!class_wanted (classes, o->label))
+    if (!gst_kestrel_infer_class_wanted (classes, o->label))
       continue;
     x0 = CLAMP ((gint) floorf (ko->x), 0, fw);
     y0 = CLAMP ((gint) floorf (ko->y), 0, fh);
@@ -303,12 +292,7 @@ gst_kestrel_detect_set_property (GObject * object, guint prop_id,
       g_free (self->object_class_text);
       g_strfreev (self->object_class);
       self->object_class_text = g_strdup (text);
-      self->object_class = NULL;
-      if (text && *text) {
-        self->object_class = g_strsplit (text, ",", -1);
-        for (gchar ** c = self->object_class; *c; c++)
-          g_strstrip (*c);
-      }
+      self->object_class = gst_kestrel_infer_parse_classes (text);
       break;
     }
     default:

@@ -1645,6 +1645,30 @@ gst_kestrel_infer_init (GstKestrelInfer * self)
 
 /* --- helpers for subclasses ---------------------------------------------- */
 
+gchar **
+gst_kestrel_infer_parse_classes (const gchar * text)
+{
+  gchar **classes;
+
+  if (!text || !*text)
+    return NULL;
+  classes = g_strsplit (text, ",", -1);
+  for (gchar ** c = classes; *c; c++)
+    g_strstrip (*c);
+  return classes;
+}
+
+gboolean
+gst_kestrel_infer_class_wanted (gchar ** classes, const gchar * label)
+{
+  if (!classes)
+    return TRUE;
+  for (gchar ** c = classes; *c; c++)
+    if (!g_strcmp0 (*c, label))
+      return TRUE;
+  return FALSE;
+}
+
 gint
 gst_kestrel_infer_roi_object_id (GstVideoRegionOfInterestMeta * roi)
 {

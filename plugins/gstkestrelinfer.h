@@ -132,6 +132,13 @@ gboolean gst_kestrel_infer_run_region (GstKestrelInfer * self,
 const gchar *gst_kestrel_infer_label (GstKestrelInfer * self,
     const gchar * label, gint label_id, gchar * buf, gsize buf_size);
 
+/* The `object-class` filter of kestreldetect and kestrelclassify: a
+ * comma-separated label list, blanks trimmed. NULL or "" gives NULL, which
+ * class_wanted reads as "every label". Free with g_strfreev. */
+gchar **gst_kestrel_infer_parse_classes (const gchar * text);
+gboolean gst_kestrel_infer_class_wanted (gchar ** classes,
+    const gchar * label);
+
 /* The object id a tracker stored in a ROI ("object_id" params), or -1. */
 gint gst_kestrel_infer_roi_object_id (GstVideoRegionOfInterestMeta * roi);
 

@@ -156,10 +156,10 @@ kestrel_status kestrel_image_init(kestrel_image *img,
   return KESTREL_OK;
 }
 
-/* --- geometry (as nn/src/decode/sidecar.c) ------------------------------------ */
+/* --- geometry (also used by nn/src/decode/sidecar.c) -------------------------- */
 
-static void make_transform(const kestrel_sidecar *sc, int iw, int ih, int tw,
-                           int th, kestrel_transform *tf) {
+void kn_preprocess_make_transform(const kestrel_sidecar *sc, int iw, int ih,
+                                  int tw, int th, kestrel_transform *tf) {
   tf->image_width = iw;
   tf->image_height = ih;
   tf->tensor_width = tw;
@@ -174,6 +174,8 @@ static void make_transform(const kestrel_sidecar *sc, int iw, int ih, int tw,
     break;
   }
   case KESTREL_RESIZE_PAD_RIGHT: {
+    /* PaddleOCR cls: height fills the tensor, width follows the aspect
+     * (ceil) up to the tensor width; the rest is padding. */
     double rw = ceil((double)th * iw / ih);
     if (rw > tw)
       rw = tw;
@@ -506,9 +508,10 @@ int kn_preprocess_image_with(const kn_pp_kernels *k, const kestrel_sidecar *sc,
     s.count[p] = end - first;
   }
 
-  make_transform(sc, (int)(cx1 - cx0), (int)(cy1 - cy0), tw, th, tf);
+  kn_preprocess_make_transform(sc, (int)(cx1 - cx0), (int)(cy1 - cy0), tw, th,
+                               tf);
   kestrel_transform stf;
-  make_transform(sc, s.cw, s.ch, tw, th, &stf);
+  kn_preprocess_make_transform(sc, s.cw, s.ch, tw, th, &stf);
   int x_lo = tw, x_hi = 0, x_any_area = 0;
   for (int t = 0; t < tw; t++) {
     sample_axis(t, stf.pad_x, stf.scale_x, s.cw, &xtab[t]);

@@ -107,6 +107,13 @@ struct kestrel_crop;
 struct kestrel_tensor;
 struct kestrel_transform;
 struct kestrel_error;
+/* Image (iw x ih) -> tensor (tw x th) placement for the sidecar's resize
+ * mode (stretch, letterbox, PaddleOCR pad-right): scales and padding.
+ * Shared by this driver and kestrel_preprocess (nn/src/decode/sidecar.c)
+ * so that both always map boxes back the same way. */
+void kn_preprocess_make_transform(const struct kestrel_sidecar *sc, int iw,
+                                  int ih, int tw, int th,
+                                  struct kestrel_transform *tf);
 int kn_preprocess_image_with(const kn_pp_kernels *k,
                              const struct kestrel_sidecar *sc,
                              const struct kestrel_image *img,

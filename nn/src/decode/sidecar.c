@@ -32,6 +32,7 @@
 #include <kestrel/decode.h>
 
 #include "graph.h"
+#include "preprocess/preprocess_kernels.h"
 
 /* Sidecars are a few hundred bytes; a labels file may hold ImageNet's or a
  * CJK character set (~7k lines). Anything far above is not ours. */
@@ -828,40 +829,6 @@ kestrel_status kestrel_preprocess_size(const kestrel_sidecar *sc,
   return KESTREL_OK;
 }
 
-static void make_transform(const kestrel_sidecar *sc, int iw, int ih, int tw,
-                           int th, kestrel_transform *tf) {
-  tf->image_width = iw;
-  tf->image_height = ih;
-  tf->tensor_width = tw;
-  tf->tensor_height = th;
-  tf->pad_x = tf->pad_y = 0;
-  switch (sc->resize) {
-  case KESTREL_RESIZE_LETTERBOX: {
-    float s = fminf((float)tw / iw, (float)th / ih);
-    tf->scale_x = tf->scale_y = s;
-    tf->pad_x = 0.5f * (tw - iw * s);
-    tf->pad_y = 0.5f * (th - ih * s);
-    break;
-  }
-  case KESTREL_RESIZE_PAD_RIGHT: {
-    /* PaddleOCR cls: height fills the tensor, width follows the aspect
-     * (ceil) up to the tensor width; the rest is padding. */
-    double rw = ceil((double)th * iw / ih);
-    if (rw > tw)
-      rw = tw;
-    if (rw < 1)
-      rw = 1;
-    tf->scale_x = (float)(rw / iw);
-    tf->scale_y = (float)th / ih;
-    break;
-  }
-  default:
-    tf->scale_x = (float)tw / iw;
-    tf->scale_y = (float)th / ih;
-    break;
-  }
-}
-
 /* Samples channel values at tensor pixel (tx, ty): bilinear when enlarging
  * or shrinking gently, the mean over the pixel's footprint when shrinking
  * by 2x or more (bilinear alone aliases badly from 1920 to 192). Returns 0
@@ -979,7 +946,7 @@ kestrel_status kestrel_preprocess(const kestrel_sidecar *sc,
                      "%dx%d (load the model with that input shape)",
                      width, height, ew, eh, tw, th);
   }
-  make_transform(sc, width, height, tw, th, tf);
+  kn_preprocess_make_transform(sc, width, height, tw, th, tf);
 
   kestrel_dtype dt = input->dtype;
   if (dt != KESTREL_DTYPE_F32 && dt != KESTREL_DTYPE_U8 &&

@@ -720,8 +720,10 @@ kestrel_status kestrel_quantize(kestrel_calibrator *c, kestrel_model **out,
     return kn_fail(err, KESTREL_ERROR_OUT_OF_MEMORY, "out of memory");
   }
   /* The report keeps FP32 tensor numbering (c->qgraph); the model itself
-   * sheds the records of the replaced float weights. */
-  if (kq_graph_compact(q) == 0 && (st = kn_graph_prepare(q, NULL, err))) {
+   * sheds the records of the replaced float weights (kn_edit_compact;
+   * if it runs out of memory the graph stays as it is, still valid). */
+  if (kn_edit_compact(q, err) == KESTREL_OK &&
+      (st = kn_graph_prepare(q, NULL, err))) {
     kn_graph_free(q);
     return st;
   }

@@ -16,8 +16,6 @@
 
 /* Deep copy without dead nodes; tensor indices are kept. NULL on OOM. */
 kn_graph *kq_graph_clone(const kn_graph *g);
-/* Drops dead nodes and unused tensors, renumbering; 0 or -1 on OOM. */
-int kq_graph_compact(kn_graph *g);
 /* Wraps a prepared graph as a public model (takes ownership of g). */
 kestrel_status kq_model_wrap(kn_graph *g, const char *sha256,
                              kestrel_model_format format,
